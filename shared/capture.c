@@ -1,0 +1,273 @@
+/* capture.c - every local write transaction becomes signed change sets in
+ * the outbox, atomically with the data (see capture.h). The device's chain
+ * state lives in settings: 'seq' (last sequence), 'head' (last id), 'hlc'. */
+#include "capture.h"
+
+#include <string.h>
+
+#include "changeset.h"
+#include "hlc.h"
+#include "mem.h"
+#include "merge.h"
+#include "schema.h"
+
+struct capture {
+	struct replica *r;
+	const struct capture_signer *signer;
+	sqlite3_session *session;
+	struct merge *merge;
+	struct hlc clock;
+	int64_t seq;
+	uint8_t head[HASH_BYTES];
+	int open;                 /* transaction still ours to finish */
+};
+
+static int session_start(struct capture *c, struct err *e)
+{
+	size_t i;
+
+	if (sqlite3session_create(c->r->db, "main", &c->session) != SQLITE_OK) {
+		err_set(e, ERR_INVALID, "cannot start recording changes: %s",
+			sqlite3_errmsg(c->r->db));
+		return -1;
+	}
+	for (i = 0; i < schema_table_count(); i++) {
+		if (sqlite3session_attach(c->session,
+					  schema_table_at(i)->name) != SQLITE_OK) {
+			err_set(e, ERR_INVALID, "cannot record table %s",
+				schema_table_at(i)->name);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static int load_chain(struct capture *c, struct err *e)
+{
+	int64_t hlc_last;
+	uint8_t *head = NULL;
+	size_t len = 0;
+
+	if (replica_setting_int(c->r, "seq", &c->seq, 0, e) ||
+	    replica_setting_int(c->r, "hlc", &hlc_last, 0, e) ||
+	    replica_setting_get(c->r, "head", &head, &len, e))
+		return -1;
+	memset(c->head, 0, sizeof c->head);
+	if (head && len == HASH_BYTES)
+		memcpy(c->head, head, HASH_BYTES);
+	mem_free(head);
+	if ((c->seq > 0) != (len == HASH_BYTES)) {
+		err_set(e, ERR_INVALID, "the replica's change set chain is "
+			"damaged (sequence %lld without its head)",
+			(long long)c->seq);
+		return -1;
+	}
+	hlc_init(&c->clock, 0);
+	hlc_restore(&c->clock, (uint64_t)hlc_last);
+	return 0;
+}
+
+int capture_begin(struct replica *r, const struct capture_signer *signer,
+		  struct capture **out, struct err *e)
+{
+	struct capture *c = mem_calloc(1, sizeof *c);
+
+	*out = NULL;
+	if (!c) {
+		err_set(e, ERR_INVALID, "out of memory");
+		return -1;
+	}
+	c->r = r;
+	c->signer = signer;
+	if (replica_begin(r, e))
+		goto fail;
+	c->open = 1;
+	if (load_chain(c, e) || merge_new(r->db, &c->merge, e) ||
+	    session_start(c, e))
+		goto fail;
+	*out = c;
+	return 0;
+fail:
+	capture_free(c);
+	return -1;
+}
+
+/* The one scope every row of the body belongs to. */
+static int body_scope(const uint8_t *body, int len, char *scope,
+		      struct err *e)
+{
+	sqlite3_changeset_iter *it = NULL;
+	int rc = -1, step;
+
+	scope[0] = '\0';
+	if (sqlite3changeset_start(&it, len, (void *)body) != SQLITE_OK)
+		goto cleanup;
+	while ((step = sqlite3changeset_next(it)) == SQLITE_ROW) {
+		const char *tname;
+		int ncol, op, ind;
+		sqlite3_value *v = NULL;
+		const char *b;
+
+		sqlite3changeset_op(it, &tname, &ncol, &op, &ind);
+		if (op == SQLITE_INSERT)
+			sqlite3changeset_new(it, 1, &v);
+		else
+			sqlite3changeset_old(it, 1, &v);
+		b = v ? (const char *)sqlite3_value_text(v) : NULL;
+		if (!b || !changeset_scope_valid(b, strlen(b))) {
+			err_set(e, ERR_INVALID, "a row in %s has no valid "
+				"branch_id", tname);
+			goto cleanup;
+		}
+		if (scope[0] && strcmp(scope, b) != 0) {
+			err_set(e, ERR_INVALID, "one write may touch one branch "
+				"only, but this one touches %s and %s; write "
+				"each branch separately", scope, b);
+			goto cleanup;
+		}
+		strcpy(scope, b);
+	}
+	rc = step == SQLITE_DONE ? 0 : -1;
+cleanup:
+	sqlite3changeset_finalize(it);
+	if (rc && e->kind == ERR_OK)
+		err_set(e, ERR_INVALID, "cannot read the recorded changes");
+	return rc;
+}
+
+static int outbox_append(struct capture *c, const struct changeset *cs,
+			 struct err *e)
+{
+	sqlite3_stmt *st = NULL;
+	int rc = -1;
+
+	if (sqlite3_prepare_v2(c->r->db,
+			       "INSERT INTO bs_outbox(seq, id, scope, hlc, bytes)"
+			       " VALUES(?1, ?2, ?3, ?4, ?5)", -1, &st,
+			       NULL) != SQLITE_OK)
+		goto cleanup;
+	sqlite3_bind_int64(st, 1, (int64_t)cs->env.seq);
+	sqlite3_bind_blob(st, 2, cs->id, HASH_BYTES, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, cs->env.scope, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 4, (int64_t)cs->env.hlc);
+	sqlite3_bind_blob64(st, 5, cs->env_bytes, cs->encoded_len,
+			    SQLITE_STATIC);
+	if (sqlite3_step(st) == SQLITE_DONE)
+		rc = 0;
+cleanup:
+	if (rc)
+		err_set(e, ERR_INVALID, "cannot append to the outbox: %s",
+			sqlite3_errmsg(c->r->db));
+	sqlite3_finalize(st);
+	return rc;
+}
+
+static int save_chain(struct capture *c, const struct changeset *cs,
+		      struct err *e)
+{
+	c->seq = (int64_t)cs->env.seq;
+	memcpy(c->head, cs->id, HASH_BYTES);
+	return replica_setting_set_int(c->r, "seq", c->seq, e) ||
+	       replica_setting_set(c->r, "head", c->head, HASH_BYTES, e) ||
+	       replica_setting_set_int(c->r, "hlc", (int64_t)c->clock.last, e);
+}
+
+/* Signs `body` as the next change set of the chain and stores it. */
+static int sign_and_store(struct capture *c, const uint8_t *body, size_t len,
+			  const char *scope, struct err *e)
+{
+	struct changeset_envelope env;
+	struct changeset cs;
+	struct buf out;
+	uint8_t id[HASH_BYTES];
+	uint64_t floor = 0;
+	int rc = -1;
+
+	buf_init(&out, CHANGESET_MAX_ENCODED);
+	if (merge_clock_floor(c->merge, body, len, &floor, e))
+		goto cleanup;
+	hlc_restore(&c->clock, floor); /* our stamp will follow it */
+	memset(&env, 0, sizeof env);
+	memcpy(env.author, c->signer->pk, SIGN_PUBLIC_BYTES);
+	env.seq = (uint64_t)c->seq + 1;
+	if (c->seq > 0)
+		memcpy(env.prev, c->head, HASH_BYTES);
+	strcpy(env.scope, scope);
+	env.schema_version = SCHEMA_VERSION;
+	if (len > CHANGESET_MAX_BODY) {
+		err_set(e, ERR_INVALID, "this write is too large for one change "
+			"set (%zu bytes, limit %u); split it into smaller ones",
+			len, CHANGESET_MAX_BODY);
+		goto cleanup;
+	}
+	if (hlc_now(&c->clock, c->signer->wall_ms, &env.hlc) ||
+	    changeset_sign(&env, body, len, c->signer->sk, &out, id) ||
+	    changeset_decode(out.data, out.len, &cs)) {
+		err_set(e, ERR_INVALID, "cannot sign the change set");
+		goto cleanup;
+	}
+	if (outbox_append(c, &cs, e) || merge_record_local(c->merge, &cs, e) ||
+	    save_chain(c, &cs, e))
+		goto cleanup;
+	rc = 0;
+cleanup:
+	buf_release(&out);
+	return rc;
+}
+
+int capture_cut(struct capture *c, int *count, struct err *e)
+{
+	void *body = NULL;
+	int len = 0, rc = -1;
+	char scope[CHANGESET_SCOPE_MAX + 1];
+
+	*count = 0;
+	if (sqlite3session_changeset(c->session, &len, &body) != SQLITE_OK) {
+		err_set(e, ERR_INVALID, "cannot collect the recorded changes");
+		goto cleanup;
+	}
+	if (len > 0) {
+		if (body_scope(body, len, scope, e))
+			goto cleanup;
+		if (c->signer->scope_only &&
+		    strcmp(scope, c->signer->scope_only) != 0) {
+			err_set(e, ERR_INVALID, "this device is enrolled for "
+				"branch %s and may not write branch %s",
+				c->signer->scope_only, scope);
+			goto cleanup;
+		}
+		if (sign_and_store(c, body, (size_t)len, scope, e))
+			goto cleanup;
+		*count = 1;
+	}
+	sqlite3session_delete(c->session);
+	c->session = NULL;
+	rc = session_start(c, e);
+cleanup:
+	sqlite3_free(body);
+	return rc;
+}
+
+int capture_commit(struct capture *c, int *count, struct err *e)
+{
+	if (capture_cut(c, count, e))
+		return -1;
+	sqlite3session_delete(c->session);
+	c->session = NULL;
+	if (replica_commit(c->r, e))
+		return -1;
+	c->open = 0;
+	return 0;
+}
+
+void capture_free(struct capture *c)
+{
+	if (!c)
+		return;
+	if (c->session)
+		sqlite3session_delete(c->session);
+	merge_free(c->merge);
+	if (c->open)
+		replica_rollback(c->r);
+	mem_free(c);
+}

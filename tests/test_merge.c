@@ -1,0 +1,509 @@
+/* test_merge.c - Check suite for shared/merge and shared/capture: the merge
+ * rules on hand-made cases, and the convergence property: change sets made
+ * by several simulated devices (concurrent edits of the same cells, deletes,
+ * re-creates, edits after deletes), applied to fresh replicas in random
+ * orders with duplicates, always give the same canonical digest.
+ * BRANCHSYNC_SEED=<n> replays one seed; BRANCHSYNC_CASES=<n> sets how many. */
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <sodium.h>
+
+#include "capture.h"
+#include "changeset.h"
+#include "digest.h"
+#include "mem.h"
+#include "merge.h"
+#include "replica.h"
+
+#define MAX_SETS 512
+#define MAX_ROWS 64
+
+struct device {
+	struct replica *r;
+	uint8_t pk[SIGN_PUBLIC_BYTES];
+	uint8_t sk[SIGN_SECRET_BYTES];
+	uint64_t wall;
+	size_t seen;               /* sets of the pool merged so far */
+};
+
+struct pool {
+	uint8_t *bytes[MAX_SETS];
+	size_t len[MAX_SETS];
+	size_t n;
+};
+
+static unsigned rnd(unsigned *seed, unsigned n) { return (unsigned)rand_r(seed) % n; }
+
+static struct replica *open_memory(void)
+{
+	struct replica *r = NULL;
+	struct err e;
+
+	err_init(&e);
+	ck_assert_msg(replica_open(":memory:", REPLICA_MEMORY, &r, &e) == 0,
+		      "%s", e.msg);
+	return r;
+}
+
+static void device_init(struct device *d, unsigned *seed)
+{
+	uint8_t s[32];
+	size_t i;
+
+	for (i = 0; i < sizeof s; i++)
+		s[i] = (uint8_t)rand_r(seed);
+	crypto_sign_seed_keypair(d->pk, d->sk, s);
+	d->r = open_memory();
+	d->wall = 1700000000000ull + rnd(seed, 5000);
+	d->seen = 0;
+}
+
+static void exec_ok(sqlite3 *db, const char *sql)
+{
+	char *msg = NULL;
+
+	ck_assert_msg(sqlite3_exec(db, sql, NULL, NULL, &msg) == SQLITE_OK,
+		      "%s: %s", sql, msg ? msg : "");
+}
+
+/* Runs `sql` on the device as one captured transaction; adds the change
+ * set (if any) to the pool. */
+static void device_write(struct device *d, struct pool *p, const char *sql)
+{
+	struct capture_signer signer = {d->pk, d->sk, NULL, d->wall};
+	struct capture *c = NULL;
+	struct err e;
+	int count = 0;
+
+	err_init(&e);
+	ck_assert_msg(capture_begin(d->r, &signer, &c, &e) == 0, "%s", e.msg);
+	exec_ok(d->r->db, sql);
+	ck_assert_msg(capture_commit(c, &count, &e) == 0, "%s", e.msg);
+	capture_free(c);
+	if (count) {
+		sqlite3_stmt *st;
+
+		ck_assert_int_eq(sqlite3_prepare_v2(d->r->db,
+			"SELECT bytes FROM bs_outbox ORDER BY seq DESC LIMIT 1",
+			-1, &st, NULL), SQLITE_OK);
+		ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
+		ck_assert_int_lt(p->n, MAX_SETS);
+		p->len[p->n] = (size_t)sqlite3_column_bytes(st, 0);
+		p->bytes[p->n] = mem_alloc(p->len[p->n]);
+		memcpy(p->bytes[p->n], sqlite3_column_blob(st, 0), p->len[p->n]);
+		p->n++;
+		sqlite3_finalize(st);
+	}
+}
+
+static void apply_bytes(struct replica *r, const uint8_t *bytes, size_t len)
+{
+	struct changeset cs;
+	struct merge *m = NULL;
+	struct merge_stats stats = {0};
+	struct err e;
+	int applied;
+
+	err_init(&e);
+	ck_assert_int_eq(changeset_decode(bytes, len, &cs), BS_OK);
+	ck_assert_int_eq(changeset_verify(&cs), BS_OK);
+	ck_assert_msg(merge_new(r->db, &m, &e) == 0, "%s", e.msg);
+	exec_ok(r->db, "BEGIN");
+	ck_assert_msg(merge_apply(m, &cs, &applied, &stats, &e) == 0, "%s",
+		      e.msg);
+	merge_free(m);
+	exec_ok(r->db, "COMMIT");
+}
+
+/* A device pulls what it has not seen yet from the pool (its own sets
+ * come back as duplicates and must be no-ops). */
+static void device_sync(struct device *d, const struct pool *p)
+{
+	for (; d->seen < p->n; d->seen++)
+		apply_bytes(d->r, p->bytes[d->seen], p->len[d->seen]);
+}
+
+static void digest_of(struct replica *r, uint8_t out[HASH_BYTES])
+{
+	struct err e;
+
+	err_init(&e);
+	ck_assert_msg(digest_compute(r->db, out, &e) == 0, "%s", e.msg);
+}
+
+/* Picks the id of a random live member on the device, or NULL. */
+static int random_member(struct device *d, unsigned *seed, char *id, size_t n)
+{
+	sqlite3_stmt *st;
+	int found = 0;
+
+	sqlite3_prepare_v2(d->r->db,
+		"SELECT id FROM members ORDER BY id LIMIT 1 OFFSET ?1", -1, &st,
+		NULL);
+	sqlite3_bind_int(st, 1, (int)rnd(seed, 8));
+	if (sqlite3_step(st) == SQLITE_ROW) {
+		snprintf(id, n, "%s", sqlite3_column_text(st, 0));
+		found = 1;
+	}
+	sqlite3_finalize(st);
+	return found;
+}
+
+static const char *const names[] = {"张三", "李四", "王五", "Zhao Liu",
+				     "陈七", "刘八"};
+static const char *const statuses[] = {"active", "away", "transferred", "left"};
+static const char *const cities[] = {"'深圳'", "'杭州'", "NULL", "'Beijing'"};
+
+static void random_write(struct device *d, struct pool *p, unsigned *seed,
+			 int *next_row)
+{
+	char sql[1200], id[80];
+	unsigned what = rnd(seed, 10);
+
+	d->wall += rnd(seed, 3000); /* clocks drift apart a little */
+	if (what < 3 || !random_member(d, seed, id, sizeof id)) {
+		/* new rows get ids from a small space so that two devices
+		 * sometimes create the same id concurrently */
+		snprintf(sql, sizeof sql,
+			 "INSERT INTO members(id, branch_id, name, status, "
+			 "away_city) VALUES('m%d', 'b1', '%s', '%s', %s)",
+			 (*next_row)++ % MAX_ROWS, names[rnd(seed, 6)],
+			 statuses[rnd(seed, 4)], cities[rnd(seed, 4)]);
+		/* the id may be a tombstone or exist here already */
+		if (sqlite3_exec(d->r->db, "SAVEPOINT probe", NULL, NULL, NULL) ==
+		    SQLITE_OK) {
+			int ok;
+			char probe[160];
+
+			snprintf(probe, sizeof probe,
+				 "SELECT 1 FROM members WHERE id='m%d' UNION ALL "
+				 "SELECT 1 FROM bs_rows WHERE row_id='m%d'",
+				 (*next_row - 1) % MAX_ROWS,
+				 (*next_row - 1) % MAX_ROWS);
+			{
+				sqlite3_stmt *st;
+				sqlite3_prepare_v2(d->r->db, probe, -1, &st, NULL);
+				ok = sqlite3_step(st) != SQLITE_ROW;
+				sqlite3_finalize(st);
+			}
+			sqlite3_exec(d->r->db, "RELEASE probe", NULL, NULL, NULL);
+			if (!ok)
+				return;
+		}
+	} else if (what < 8) {
+		snprintf(sql, sizeof sql,
+			 "UPDATE members SET %s WHERE id='%s'",
+			 rnd(seed, 2) ? "status='away', away_city='广州'"
+				      : (rnd(seed, 2) ? "name='改名'" : "status='left'"),
+			 id);
+		if (rnd(seed, 3) == 0) {
+			size_t used = strlen(sql);
+			snprintf(sql + used, sizeof sql - used,
+				 "; UPDATE members SET occupation='farmer' "
+				 "WHERE id='%.60s'", id);
+		}
+	} else {
+		snprintf(sql, sizeof sql, "DELETE FROM members WHERE id='%s'", id);
+	}
+	device_write(d, p, sql);
+}
+
+static void pool_free(struct pool *p)
+{
+	size_t i;
+
+	for (i = 0; i < p->n; i++)
+		mem_free(p->bytes[i]);
+	p->n = 0;
+}
+
+/* One case: 3-4 devices, random writes interleaved with partial syncs. */
+static void run_case(unsigned seed0)
+{
+	unsigned seed = seed0;
+	struct device dev[4];
+	struct pool pool = {{0}, {0}, 0};
+	size_t ndev = 3 + rnd(&seed, 2), i, k, steps = 10 + rnd(&seed, 30);
+	uint8_t want[HASH_BYTES], got[HASH_BYTES];
+	int next_row = 0;
+
+	for (i = 0; i < ndev; i++)
+		device_init(&dev[i], &seed);
+	for (k = 0; k < steps; k++) {
+		struct device *d = &dev[rnd(&seed, (unsigned)ndev)];
+
+		if (rnd(&seed, 4) == 0)
+			device_sync(d, &pool);
+		else
+			random_write(d, &pool, &seed, &next_row);
+	}
+	for (i = 0; i < ndev; i++)
+		device_sync(&dev[i], &pool);
+	digest_of(dev[0].r, want);
+	for (i = 1; i < ndev; i++) {
+		digest_of(dev[i].r, got);
+		ck_assert_msg(memcmp(want, got, HASH_BYTES) == 0,
+			      "seed %u: device %zu diverged after full sync",
+			      seed0, i);
+	}
+	/* fresh replicas, each in its own random order, with duplicates */
+	for (k = 0; k < 3; k++) {
+		struct replica *r = open_memory();
+		size_t order[MAX_SETS * 2], n = 0, j;
+
+		for (j = 0; j < pool.n; j++) {
+			order[n++] = j;
+			if (rnd(&seed, 4) == 0)
+				order[n++] = j;
+		}
+		for (j = n; j > 1; j--) {
+			size_t x = rnd(&seed, (unsigned)j), t = order[j - 1];
+			order[j - 1] = order[x];
+			order[x] = t;
+		}
+		for (j = 0; j < n; j++)
+			apply_bytes(r, pool.bytes[order[j]], pool.len[order[j]]);
+		digest_of(r, got);
+		ck_assert_msg(memcmp(want, got, HASH_BYTES) == 0,
+			      "seed %u: fresh replica %zu diverged (replay with "
+			      "BRANCHSYNC_SEED=%u)", seed0, k, seed0);
+		replica_close(r);
+	}
+	for (i = 0; i < ndev; i++)
+		replica_close(dev[i].r);
+	pool_free(&pool);
+}
+
+START_TEST(convergence_property)
+{
+	const char *fixed = getenv("BRANCHSYNC_SEED");
+	const char *cases = getenv("BRANCHSYNC_CASES");
+	unsigned base = fixed ? (unsigned)strtoul(fixed, NULL, 10)
+			      : (unsigned)time(NULL);
+	unsigned n = fixed ? 1 : (cases ? (unsigned)atoi(cases) : 1000), i;
+
+	printf("merge property: %u cases from seed %u\n", n, base);
+	fflush(stdout);
+	for (i = 0; i < n; i++)
+		run_case(base + i);
+}
+END_TEST
+
+/* Hand-made: two devices edit the same cell concurrently; the later clock
+ * wins everywhere and both replicas list the conflict. */
+START_TEST(concurrent_edit_is_a_conflict)
+{
+	unsigned seed = 7;
+	struct device a, b;
+	struct pool p = {{0}, {0}, 0};
+	uint8_t da[HASH_BYTES], db[HASH_BYTES];
+	sqlite3_stmt *st;
+
+	device_init(&a, &seed);
+	device_init(&b, &seed);
+	a.wall = 1000000;
+	b.wall = 1000000;
+	device_write(&a, &p, "INSERT INTO members(id, branch_id, name) "
+			     "VALUES('x', 'b1', 'Old')");
+	device_sync(&b, &p);
+	a.wall += 10;
+	device_write(&a, &p, "UPDATE members SET name='From A' WHERE id='x'");
+	b.wall += 20;
+	device_write(&b, &p, "UPDATE members SET name='From B' WHERE id='x'");
+	device_sync(&a, &p);
+	device_sync(&b, &p);
+	digest_of(a.r, da);
+	digest_of(b.r, db);
+	ck_assert_mem_eq(da, db, HASH_BYTES);
+	sqlite3_prepare_v2(a.r->db, "SELECT name FROM members WHERE id='x'", -1,
+			   &st, NULL);
+	ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
+	ck_assert_str_eq((const char *)sqlite3_column_text(st, 0), "From B");
+	sqlite3_finalize(st);
+	sqlite3_prepare_v2(a.r->db,
+		"SELECT kept_value, lost_value, kind FROM bs_conflicts", -1,
+		&st, NULL);
+	ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
+	ck_assert_str_eq((const char *)sqlite3_column_text(st, 0), "From B");
+	ck_assert_str_eq((const char *)sqlite3_column_text(st, 1), "From A");
+	ck_assert_str_eq((const char *)sqlite3_column_text(st, 2), "concurrent");
+	sqlite3_finalize(st);
+	replica_close(a.r);
+	replica_close(b.r);
+	pool_free(&p);
+}
+END_TEST
+
+/* A delete is permanent: a concurrent edit does not bring the row back. */
+START_TEST(delete_wins_over_concurrent_edit)
+{
+	unsigned seed = 9;
+	struct device a, b;
+	struct pool p = {{0}, {0}, 0};
+	sqlite3_stmt *st;
+
+	device_init(&a, &seed);
+	device_init(&b, &seed);
+	device_write(&a, &p, "INSERT INTO members(id, branch_id, name) "
+			     "VALUES('y', 'b1', 'Y')");
+	device_sync(&b, &p);
+	a.wall += 5;
+	device_write(&a, &p, "DELETE FROM members WHERE id='y'");
+	b.wall += 50000; /* later clock, still loses to the delete */
+	device_write(&b, &p, "UPDATE members SET name='Y2' WHERE id='y'");
+	device_sync(&a, &p);
+	device_sync(&b, &p);
+	sqlite3_prepare_v2(b.r->db, "SELECT count(*) FROM members", -1, &st,
+			   NULL);
+	sqlite3_step(st);
+	ck_assert_int_eq(sqlite3_column_int(st, 0), 0);
+	sqlite3_finalize(st);
+	sqlite3_prepare_v2(a.r->db,
+		"SELECT count(*) FROM bs_conflicts WHERE kind="
+		"'write-after-delete'", -1, &st, NULL);
+	sqlite3_step(st);
+	ck_assert_int_eq(sqlite3_column_int(st, 0), 1);
+	sqlite3_finalize(st);
+	replica_close(a.r);
+	replica_close(b.r);
+	pool_free(&p);
+}
+END_TEST
+
+/* Policy: an enrolled branch device cannot capture another branch's row,
+ * and one transaction over two branches is refused whole. */
+START_TEST(capture_refuses_out_of_scope)
+{
+	unsigned seed = 11;
+	struct device d;
+	struct capture_signer s;
+	struct capture *c = NULL;
+	struct err e;
+	int count;
+	sqlite3_stmt *st;
+
+	device_init(&d, &seed);
+	s = (struct capture_signer){d.pk, d.sk, "b1", d.wall};
+	err_init(&e);
+	ck_assert_int_eq(capture_begin(d.r, &s, &c, &e), 0);
+	exec_ok(d.r->db, "INSERT INTO members(id, branch_id, name) "
+			 "VALUES('z', 'b2', 'Z')");
+	ck_assert_int_ne(capture_commit(c, &count, &e), 0);
+	ck_assert_int_eq(e.kind, ERR_INVALID);
+	ck_assert_ptr_nonnull(strstr(e.msg, "may not write branch b2"));
+	capture_free(c);
+
+	err_init(&e);
+	s.scope_only = NULL;
+	ck_assert_int_eq(capture_begin(d.r, &s, &c, &e), 0);
+	exec_ok(d.r->db, "INSERT INTO members(id, branch_id, name) VALUES"
+			 "('z1', 'b1', 'Z'), ('z2', 'b2', 'Z')");
+	ck_assert_int_ne(capture_commit(c, &count, &e), 0);
+	capture_free(c);
+	/* nothing of either attempt remains, and the chain did not move */
+	sqlite3_prepare_v2(d.r->db, "SELECT (SELECT count(*) FROM members) + "
+			   "(SELECT count(*) FROM bs_outbox)", -1, &st, NULL);
+	sqlite3_step(st);
+	ck_assert_int_eq(sqlite3_column_int(st, 0), 0);
+	sqlite3_finalize(st);
+	replica_close(d.r);
+}
+END_TEST
+
+/* The outbox chain: sequences 1, 2, 3 with each prev = the previous id. */
+START_TEST(capture_builds_a_chain)
+{
+	unsigned seed = 13;
+	struct device d;
+	struct pool p = {{0}, {0}, 0};
+	struct changeset cs[3];
+	size_t i;
+
+	device_init(&d, &seed);
+	device_write(&d, &p, "INSERT INTO members(id, branch_id, name) "
+			     "VALUES('c1', 'b1', 'C')");
+	device_write(&d, &p, "UPDATE members SET name='D' WHERE id='c1'");
+	device_write(&d, &p, "UPDATE members SET name='D' WHERE id='c1'"); /* no-op */
+	device_write(&d, &p, "DELETE FROM members WHERE id='c1'");
+	ck_assert_uint_eq(p.n, 3);
+	for (i = 0; i < 3; i++) {
+		ck_assert_int_eq(changeset_decode(p.bytes[i], p.len[i], &cs[i]),
+				 BS_OK);
+		ck_assert_int_eq(changeset_verify(&cs[i]), BS_OK);
+		ck_assert_uint_eq(cs[i].env.seq, i + 1);
+		if (i)
+			ck_assert_mem_eq(cs[i].env.prev, cs[i - 1].id, HASH_BYTES);
+		if (i)
+			ck_assert_uint_gt(cs[i].env.hlc, cs[i - 1].env.hlc);
+	}
+	replica_close(d.r);
+	pool_free(&p);
+}
+END_TEST
+
+/* A forged body (a row of another scope) is refused by merge_check even
+ * though it is validly signed. */
+START_TEST(merge_refuses_body_outside_scope)
+{
+	unsigned seed = 17;
+	struct device d;
+	struct pool p = {{0}, {0}, 0};
+	struct changeset cs;
+	struct changeset_envelope env;
+	struct buf out;
+	uint8_t id[HASH_BYTES];
+	struct err e;
+
+	device_init(&d, &seed);
+	device_write(&d, &p, "INSERT INTO members(id, branch_id, name) "
+			     "VALUES('f', 'b2', 'F')");
+	ck_assert_int_eq(changeset_decode(p.bytes[0], p.len[0], &cs), BS_OK);
+	env = cs.env;
+	strcpy(env.scope, "b1"); /* claim another scope for the same body */
+	buf_init(&out, CHANGESET_MAX_ENCODED);
+	ck_assert_int_eq(changeset_sign(&env, cs.body, cs.body_len, d.sk, &out,
+					id), BS_OK);
+	ck_assert_int_eq(changeset_decode(out.data, out.len, &cs), BS_OK);
+	err_init(&e);
+	ck_assert_int_ne(merge_check(&cs, &e), 0);
+	ck_assert_ptr_nonnull(strstr(e.msg, "outside"));
+	buf_release(&out);
+	replica_close(d.r);
+	pool_free(&p);
+}
+END_TEST
+
+static Suite *merge_suite(void)
+{
+	Suite *s = suite_create("merge");
+	TCase *rules = tcase_create("rules");
+	TCase *prop = tcase_create("property");
+
+	tcase_add_test(rules, concurrent_edit_is_a_conflict);
+	tcase_add_test(rules, delete_wins_over_concurrent_edit);
+	tcase_add_test(rules, capture_refuses_out_of_scope);
+	tcase_add_test(rules, capture_builds_a_chain);
+	tcase_add_test(rules, merge_refuses_body_outside_scope);
+	tcase_add_test(prop, convergence_property);
+	tcase_set_timeout(prop, 600);
+	suite_add_tcase(s, rules);
+	suite_add_tcase(s, prop);
+	return s;
+}
+
+int main(void)
+{
+	SRunner *sr = srunner_create(merge_suite());
+	int failed;
+
+	if (sodium_init() < 0)
+		return EXIT_FAILURE;
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
