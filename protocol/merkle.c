@@ -92,7 +92,7 @@ static enum bs_status merkle_subtree(const struct merkle_source *src,
 
 		rc = src->subtree(src->ctx, start,
 				  (unsigned)__builtin_ctzll(n), out, &found);
-		if (rc || found)
+		if (rc)
 			return rc;
 	}
 	k = merkle_split(n);
@@ -380,7 +380,7 @@ enum bs_status merkle_verify_consistency(uint64_t old_size, uint64_t new_size,
 		sn >>= 1;
 	}
 	return sn == 0 && merkle_hash_eq(fr, old_root) &&
-			       1
+			       merkle_hash_eq(sr, new_root)
 		       ? BS_OK
 		       : BS_EPROOF;
 }
