@@ -92,7 +92,7 @@ static enum bs_status merkle_subtree(const struct merkle_source *src,
 
 		rc = src->subtree(src->ctx, start,
 				  (unsigned)__builtin_ctzll(n), out, &found);
-		if (rc)
+		if (rc || found)
 			return rc;
 	}
 	k = merkle_split(n);

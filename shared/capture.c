@@ -11,6 +11,9 @@
 #include "merge.h"
 #include "schema.h"
 
+/* How far ahead of our wall clock an adopted stamp may be. */
+#define CAPTURE_MAX_DRIFT_MS (10 * 60 * 1000)
+
 struct capture {
 	struct replica *r;
 	const struct capture_signer *signer;
@@ -172,6 +175,25 @@ static int save_chain(struct capture *c, const struct changeset *cs,
 	       replica_setting_set_int(c->r, "hlc", (int64_t)c->clock.last, e);
 }
 
+/* The stamp of a new write: the clock's next tick, but always after every
+ * cell it overwrites, since its author saw those values, whatever the wall
+ * clocks say (docs/MERGE.md, "Clocks"). A stamp pushed into the far future
+ * by such a cell is used for this write only and not adopted by the clock,
+ * so one wrong clock does not spread to this device's other writes. */
+static int stamp_after(struct capture *c, uint64_t floor, uint64_t *stamp)
+{
+	uint64_t limit = c->signer->wall_ms + CAPTURE_MAX_DRIFT_MS;
+
+	if (hlc_now(&c->clock, c->signer->wall_ms, stamp) != BS_OK)
+		return -1;
+	if (floor >= *stamp) {
+		*stamp = floor + 1;
+		if (hlc_physical(*stamp) <= limit)
+			hlc_restore(&c->clock, *stamp);
+	}
+	return 0;
+}
+
 /* Signs `body` as the next change set of the chain and stores it. */
 static int sign_and_store(struct capture *c, const uint8_t *body, size_t len,
 			  const char *scope, struct err *e)
@@ -186,7 +208,6 @@ static int sign_and_store(struct capture *c, const uint8_t *body, size_t len,
 	buf_init(&out, CHANGESET_MAX_ENCODED);
 	if (merge_clock_floor(c->merge, body, len, &floor, e))
 		goto cleanup;
-	hlc_restore(&c->clock, floor); /* our stamp will follow it */
 	memset(&env, 0, sizeof env);
 	memcpy(env.author, c->signer->pk, SIGN_PUBLIC_BYTES);
 	env.seq = (uint64_t)c->seq + 1;
@@ -200,7 +221,7 @@ static int sign_and_store(struct capture *c, const uint8_t *body, size_t len,
 			len, CHANGESET_MAX_BODY);
 		goto cleanup;
 	}
-	if (hlc_now(&c->clock, c->signer->wall_ms, &env.hlc) ||
+	if (stamp_after(c, floor, &env.hlc) ||
 	    changeset_sign(&env, body, len, c->signer->sk, &out, id) ||
 	    changeset_decode(out.data, out.len, &cs)) {
 		err_set(e, ERR_INVALID, "cannot sign the change set");

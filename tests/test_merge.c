@@ -477,6 +477,46 @@ START_TEST(merge_refuses_body_outside_scope)
 }
 END_TEST
 
+
+/* A device whose clock is a year ahead does not win forever: whoever saw
+ * its value can overwrite it, and that does not drag the overwriter's
+ * clock into the future for its other writes. */
+START_TEST(future_clock_does_not_win_forever)
+{
+	unsigned seed = 19;
+	struct device a, b;
+	struct pool p = {{0}, {0}, 0};
+	struct changeset cs;
+	sqlite3_stmt *st;
+	uint64_t year = 365ull * 24 * 3600 * 1000;
+
+	device_init(&a, &seed);
+	device_init(&b, &seed);
+	a.wall = b.wall + year;
+	device_write(&a, &p, "INSERT INTO members(id, branch_id, name) "
+			     "VALUES('w', 'b1', 'Future')");
+	device_sync(&b, &p);
+	b.wall += 1000;
+	device_write(&b, &p, "UPDATE members SET name='Now' WHERE id='w'");
+	b.wall += 1000;
+	device_write(&b, &p, "INSERT INTO members(id, branch_id, name) "
+			     "VALUES('v', 'b1', 'Other')");
+	device_sync(&a, &p);
+	sqlite3_prepare_v2(a.r->db, "SELECT name FROM members WHERE id='w'", -1,
+			   &st, NULL);
+	ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
+	ck_assert_str_eq((const char *)sqlite3_column_text(st, 0), "Now");
+	sqlite3_finalize(st);
+	/* b's unrelated write carries b's own time, not the future one */
+	ck_assert_int_eq(changeset_decode(p.bytes[2], p.len[2], &cs), BS_OK);
+	ck_assert_uint_lt(cs.env.hlc >> 16, b.wall + 60000);
+	ck_assert_uint_gt(cs.env.hlc >> 16, b.wall - 60000);
+	replica_close(a.r);
+	replica_close(b.r);
+	pool_free(&p);
+}
+END_TEST
+
 static Suite *merge_suite(void)
 {
 	Suite *s = suite_create("merge");
@@ -488,6 +528,7 @@ static Suite *merge_suite(void)
 	tcase_add_test(rules, capture_refuses_out_of_scope);
 	tcase_add_test(rules, capture_builds_a_chain);
 	tcase_add_test(rules, merge_refuses_body_outside_scope);
+	tcase_add_test(rules, future_clock_does_not_win_forever);
 	tcase_add_test(prop, convergence_property);
 	tcase_set_timeout(prop, 600);
 	suite_add_tcase(s, rules);

@@ -1,0 +1,80 @@
+/* store.h - the district server's data directory: the consolidated database
+ * (a replica file, so records and merge bookkeeping are exactly the
+ * clients', plus the server's own tables: log, tree nodes, devices, tokens,
+ * challenges, checkpoints) and the server's device key. Not for the log's
+ * tree logic (srvlog.h) nor for ingest policy (ingest.h). */
+#ifndef BS_STORE_H
+#define BS_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "enrollment.h"
+#include "err.h"
+#include "keystore.h"
+#include "replica.h"
+
+#define STORE_DB_NAME "server.db"
+#define STORE_KEY_NAME "server.key"
+
+struct store {
+	struct replica *r;
+	char *dir;
+	char *origin;                     /* district name: the log's origin */
+	struct keystore_key *key;         /* NULL until store_unlock */
+	uint8_t pk[SIGN_PUBLIC_BYTES];
+};
+
+/* A registered device as the server knows it. */
+struct store_device {
+	uint8_t key[SIGN_PUBLIC_BYTES];
+	enum enrollment_role role;
+	char scope[ENROLLMENT_SCOPE_MAX + 1];
+	char name[ENROLLMENT_NAME_MAX + 1];
+	int64_t enroll_idx;               /* log index of its enrollment */
+	int64_t revoke_idx;               /* -1 while not revoked */
+	int64_t last_seq;                 /* last sequence logged, 0 if none */
+	uint8_t head[HASH_BYTES];         /* id of that change set */
+	int64_t last_seen_ms;
+};
+
+/* Creates DIR (mode 0700), its database and the server's key. passphrase
+ * NULL stores the key unencrypted (an unattended server). */
+int store_init(const char *dir, const char *district, const char *passphrase,
+	       struct store **out /* OUT */, struct err *e);
+/* Opens an existing data directory (key still locked). */
+int store_open(const char *dir, struct store **out /* OUT */, struct err *e);
+/* Opens the server key with the passphrase (ignored for a plain key). */
+int store_unlock(struct store *s, const char *passphrase, struct err *e);
+/* 1 if the server key is encrypted. */
+int store_key_encrypted(struct store *s);
+void store_close(struct store *s);
+
+/* Devices. get: 1 found, 0 unknown, -1 error. */
+int store_device_get(struct store *s, const uint8_t key[SIGN_PUBLIC_BYTES],
+		     struct store_device *out /* OUT */, struct err *e);
+int store_device_put(struct store *s, const struct store_device *d,
+		     struct err *e);
+int store_device_touch(struct store *s, const uint8_t key[SIGN_PUBLIC_BYTES],
+		       int64_t now_ms, struct err *e);
+
+/* Enrollment tokens: a token is 32 random bytes shown as hex; only its
+ * SHA-256 is stored. make: writes the hex form (65 bytes with NUL). */
+int store_token_make(struct store *s, enum enrollment_role role,
+		     const char *scope, int64_t expires_ms, char hex[65],
+		     struct err *e);
+/* Consumes a token: 0 and role/scope if valid, unused and unexpired;
+ * -1 with ERR_INVALID otherwise (the token stays unusable once used). */
+int store_token_use(struct store *s, const char *hex, int64_t now_ms,
+		    const uint8_t device[SIGN_PUBLIC_BYTES],
+		    enum enrollment_role *role, char scope[ENROLLMENT_SCOPE_MAX + 1],
+		    struct err *e);
+
+/* One-time request challenges (protocol/request.h). */
+int store_challenge_make(struct store *s, int64_t now_ms, uint8_t out[32],
+			 struct err *e);
+/* 0 if the challenge existed and was unexpired: it is consumed either way. */
+int store_challenge_use(struct store *s, const uint8_t c[32], int64_t now_ms,
+			struct err *e);
+
+#endif
