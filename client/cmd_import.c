@@ -176,6 +176,12 @@ static int import_keys(struct import *im, struct import_row *row,
 
 	if (!id_cell && im->t->scope_is_id)
 		id_cell = branch_cell;
+	if (im->t->scope_is_id && branch_cell &&
+	    strcmp(id_cell, branch_cell) != 0) {
+		err_set(e, ERR_INVALID, "line %lu: the branch_id of a row of "
+			"table '%s' must equal its id", row->line, im->t->name);
+		return -1;
+	}
 	if (id_cell && !schema_id_valid(id_cell)) {
 		err_set(e, ERR_INVALID, "line %lu: the id is not valid: ids are "
 			"1 to %d characters from a-z, A-Z, 0-9, '_', '.', ':' "

@@ -40,8 +40,7 @@ static const char delete_usage[] =
 	"  --db FILE   the replica (or $BRANCHSYNC_DB)\n";
 
 /* Finds TABLE or sets e. */
-static const struct schema_table *records_table(const char *name,
-						struct err *e)
+static const struct schema_table *find_table(const char *name, struct err *e)
 {
 	const struct schema_table *t = schema_table_find(name);
 	char msg[sizeof e->msg];
@@ -53,7 +52,7 @@ static const struct schema_table *records_table(const char *name,
 	return t;
 }
 
-static int records_check_id(const char *id, struct err *e)
+static int check_id(const char *id, struct err *e)
 {
 	if (schema_id_valid(id))
 		return 0;
@@ -66,9 +65,9 @@ static int records_check_id(const char *id, struct err *e)
 /* Reports a row that is not there: deleted (a tombstone in `branch`, when
  * a branch is known) or never written here. `writing` says whether the
  * command meant to change it. Always returns -1. */
-static int records_missing(struct replica *r, const struct schema_table *t,
-			   const char *id, const char *branch, int writing,
-			   struct err *e)
+static int report_missing(struct replica *r, const struct schema_table *t,
+			  const char *id, const char *branch, int writing,
+			  struct err *e)
 {
 	struct merge *m = NULL;
 	int deleted = 0;
@@ -185,16 +184,16 @@ static int put_update(struct replica *r, struct records *rs,
 	if (records_find(rs, row->table, id, &branch, e))
 		goto cleanup;
 	if (!branch) {
-		records_missing(r, row->table, id,
-				given ? given->text
-				      : identity_default_branch(idn), 1, e);
+		report_missing(r, row->table, id,
+			       given ? given->text
+				     : identity_default_branch(idn), 1, e);
 		goto cleanup;
 	}
 	if (identity_may_write(idn, branch, e) ||
 	    records_update(rs, id, branch, row, &found, e))
 		goto cleanup;
 	if (!found) {
-		records_missing(r, row->table, id, branch, 1, e);
+		report_missing(r, row->table, id, branch, 1, e);
 		goto cleanup;
 	}
 	rc = 0;
@@ -234,11 +233,12 @@ static int put_run(const struct cli_command *cmd, int argc, char **argv)
 		cli_usage(cmd, &e, "give at least one COLUMN=VALUE to change");
 		goto cleanup;
 	}
-	if (cli_db_path(cmd, db_opt, &db, &e) || !(t = records_table(argv[0], &e)))
+	if (cli_db_path(cmd, db_opt, &db, &e) ||
+	    !(t = find_table(argv[0], &e)))
 		goto cleanup;
 	records_row_init(&row, t);
 	if (put_pairs(cmd, argv + 1, npos - 1, &row, &e) ||
-	    (id && records_check_id(id, &e)))
+	    (id && check_id(id, &e)))
 		goto cleanup;
 	if (replica_open(db, REPLICA_OPEN, &r, &e) ||
 	    identity_load(r, &idn, &e) || identity_unlock(&idn, &e) ||
@@ -338,7 +338,7 @@ static int get_run(const struct cli_command *cmd, int argc, char **argv)
 		goto cleanup;
 	}
 	if (cli_db_path(cmd, db_opt, &db, &e) ||
-	    !(t = records_table(argv[0], &e)) || records_check_id(argv[1], &e))
+	    !(t = find_table(argv[0], &e)) || check_id(argv[1], &e))
 		goto cleanup;
 	if (t->ncolumns + 2 > RECORDS_MAX_COLUMNS) {
 		err_set(&e, ERR_INVALID, "table '%s' has too many columns",
@@ -352,10 +352,10 @@ static int get_run(const struct cli_command *cmd, int argc, char **argv)
 	if (!found) {
 		/* Only to tell "deleted" from "never here": no passphrase. */
 		if (t->scope_is_id)
-			records_missing(r, t, argv[1], argv[1], 0, &e);
+			report_missing(r, t, argv[1], argv[1], 0, &e);
 		else if (identity_load(r, &idn, &e) == 0)
-			records_missing(r, t, argv[1],
-					identity_default_branch(&idn), 0, &e);
+			report_missing(r, t, argv[1],
+				       identity_default_branch(&idn), 0, &e);
 		goto cleanup;
 	}
 	if (json)
@@ -398,7 +398,7 @@ static int delete_run(const struct cli_command *cmd, int argc, char **argv)
 		goto cleanup;
 	}
 	if (cli_db_path(cmd, db_opt, &db, &e) ||
-	    !(t = records_table(argv[0], &e)) || records_check_id(argv[1], &e))
+	    !(t = find_table(argv[0], &e)) || check_id(argv[1], &e))
 		goto cleanup;
 	if (replica_open(db, REPLICA_OPEN, &r, &e) ||
 	    identity_load(r, &idn, &e) || identity_unlock(&idn, &e) ||
@@ -407,17 +407,17 @@ static int delete_run(const struct cli_command *cmd, int argc, char **argv)
 	    records_find(rs, t, argv[1], &branch, &e))
 		goto cleanup;
 	if (!branch) {
-		records_missing(r, t, argv[1],
-				t->scope_is_id ? argv[1]
-					       : identity_default_branch(&idn),
-				1, &e);
+		report_missing(r, t, argv[1],
+			       t->scope_is_id ? argv[1]
+					      : identity_default_branch(&idn),
+			       1, &e);
 		goto cleanup;
 	}
 	if (identity_may_write(&idn, branch, &e) ||
 	    records_delete(rs, t, argv[1], branch, &found, &e))
 		goto cleanup;
 	if (!found) {
-		records_missing(r, t, argv[1], branch, 1, &e);
+		report_missing(r, t, argv[1], branch, 1, &e);
 		goto cleanup;
 	}
 	if (capture_commit(cap, &count, &e))

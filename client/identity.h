@@ -50,7 +50,8 @@ int identity_may_write(const struct identity *id, const char *branch_id,
 		       struct err *e);
 
 /* Writes the device id (public key) as 64 lowercase hex digits and a NUL. */
-void identity_hex(const struct identity *id, char out[2 * SIGN_PUBLIC_BYTES + 1]);
+void identity_hex(const struct identity *id,
+		  char out[2 * SIGN_PUBLIC_BYTES + 1]);
 
 /* Wipes and frees what identity_load and identity_unlock allocated. */
 void identity_release(struct identity *id);

@@ -1,6 +1,7 @@
 /* srvlog.c - the server's log and its Merkle tree (see srvlog.h). */
 #include "srvlog.h"
 
+#include <stdio.h>
 #include <string.h>
 
 #include "mem.h"

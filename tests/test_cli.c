@@ -729,6 +729,40 @@ START_TEST(import_updates_by_id_and_refuses_deleted)
 }
 END_TEST
 
+START_TEST(import_branches_one_set_each)
+{
+	static const char ok[] = "id,branch_id,name,kind\n"
+				 "v1,,Village One,village\n"
+				 ",v2,Village Two,VILLAGE\n"
+				 "v3,v3,Town,township\n";
+	static const char bad[] = "id,branch_id,name,kind\n"
+				  "v4,v5,Mismatch,village\n";
+	char path[320];
+	struct run r;
+
+	init_plain(NULL);
+	snprintf(path, sizeof path, "%s/branches.csv", dir);
+	write_file(path, ok, sizeof ok - 1);
+	r = run("import-csv", "--db", db, "branches", path, NULL);
+	expect_ok(&r);
+	ck_assert_msg(strstr(r.err, "imported 3 rows into branches (3 change "
+			     "sets)") != NULL, "%s", r.err);
+	run_free(&r);
+	ck_assert_int_eq(query_int("SELECT count(*) FROM branches WHERE "
+				   "id=branch_id AND id IN ('v1','v2','v3')"),
+			 3);
+	ck_assert_int_eq(query_int("SELECT count(*) FROM branches WHERE "
+				   "kind='village'"), 2);
+	ck_assert_int_eq(query_int("SELECT count(DISTINCT scope) FROM "
+				   "bs_outbox"), 3);
+	write_file(path, bad, sizeof bad - 1);
+	expect_error(2, "line 2: the branch_id of a row of table 'branches' "
+		     "must equal its id", "import-csv", "--db", db, "branches",
+		     path, NULL);
+	ck_assert_int_eq(outbox(), 3);
+}
+END_TEST
+
 START_TEST(import_twenty_thousand_rows)
 {
 	char path[320];
@@ -958,6 +992,7 @@ static Suite *cli_suite(void)
 	tcase_add_test(tc, import_vector_header_is_decoded);
 	tcase_add_test(tc, import_bad_row_applies_nothing);
 	tcase_add_test(tc, import_updates_by_id_and_refuses_deleted);
+	tcase_add_test(tc, import_branches_one_set_each);
 	tcase_add_test(tc, import_twenty_thousand_rows);
 	tcase_add_test(tc, passphrase_protects_the_key);
 	tcase_add_test(tc, enrollment_limits_writes);

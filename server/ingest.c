@@ -1,0 +1,365 @@
+/* ingest.c - verdicts on pushed change sets, and the server's own log
+ * entries (see ingest.h; rules in docs/API.md, "Ingest"). */
+#include "ingest.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include <sodium.h>
+
+#include "changeset.h"
+#include "logentry.h"
+#include "mem.h"
+#include "schema.h"
+
+struct ingest {
+	struct store *s;
+	struct srvlog *log;
+	struct merge *merge;
+	sqlite3_stmt *find_id;
+};
+
+int ingest_new(struct store *s, struct srvlog *log, struct ingest **out,
+	       struct err *e)
+{
+	struct ingest *in = mem_calloc(1, sizeof *in);
+
+	*out = NULL;
+	if (!in) {
+		err_set(e, ERR_INVALID, "out of memory");
+		return -1;
+	}
+	in->s = s;
+	in->log = log;
+	if (merge_new(s->r->db, &in->merge, e)) {
+		mem_free(in);
+		return -1;
+	}
+	*out = in;
+	return 0;
+}
+
+void ingest_free(struct ingest *in)
+{
+	if (!in)
+		return;
+	sqlite3_finalize(in->find_id);
+	merge_free(in->merge);
+	mem_free(in);
+}
+
+static void refuse(struct ingest_outcome *out, const char *fmt, const char *a)
+{
+	out->status = VERDICT_REFUSED;
+	snprintf(out->reason, sizeof out->reason, fmt, a);
+}
+
+static void short_hex(const uint8_t *p, char out[17])
+{
+	sodium_bin2hex(out, 17, p, 8);
+}
+
+/* 1 and the entry's index and verdict if this id was logged before. */
+static int find_logged(struct ingest *in, const uint8_t id[HASH_BYTES],
+		       uint64_t *index, int *verdict, struct err *e)
+{
+	int step;
+
+	if (!in->find_id &&
+	    sqlite3_prepare_v3(in->s->r->db,
+			       "SELECT idx, verdict FROM srv_log WHERE cs_id=?1"
+			       " ORDER BY idx LIMIT 1", -1,
+			       SQLITE_PREPARE_PERSISTENT, &in->find_id,
+			       NULL) != SQLITE_OK) {
+		err_set(e, ERR_INVALID, "database error: %s",
+			sqlite3_errmsg(in->s->r->db));
+		return -1;
+	}
+	sqlite3_reset(in->find_id);
+	sqlite3_bind_blob(in->find_id, 1, id, HASH_BYTES, SQLITE_STATIC);
+	step = sqlite3_step(in->find_id);
+	if (step == SQLITE_ROW) {
+		*index = (uint64_t)sqlite3_column_int64(in->find_id, 0);
+		*verdict = sqlite3_column_int(in->find_id, 1);
+	}
+	sqlite3_reset(in->find_id);
+	return step == SQLITE_ROW;
+}
+
+static int log_changeset(struct ingest *in, const struct changeset *cs,
+			 const uint8_t *bytes, size_t len,
+			 enum logentry_verdict verdict, const char *reason,
+			 int64_t now_ms, uint64_t *index, struct err *e)
+{
+	struct logentry le = {LOGENTRY_CHANGESET, verdict, reason,
+			      reason ? strlen(reason) : 0, bytes, len};
+	struct srvlog_meta meta = {cs->env.author, cs->env.seq, cs->id,
+				   cs->env.scope, now_ms};
+
+	return srvlog_append(in->log, &le, &meta, index, e);
+}
+
+/* The policy an enrolled, unrevoked author's change set must meet; writes
+ * the reason of a refusal, or leaves it empty. */
+static int check_policy(struct ingest *in, const struct store_device *d,
+			const struct changeset *cs, char *reason, size_t n,
+			struct err *e)
+{
+	struct err why;
+
+	(void)in;
+	(void)e;
+	reason[0] = '\0';
+	if (d->role == ROLE_AUDITOR) {
+		snprintf(reason, n, "auditor devices may not write");
+		return 0;
+	}
+	if (d->role == ROLE_BRANCH && strcmp(cs->env.scope, d->scope) != 0) {
+		snprintf(reason, n, "out of scope: device of branch %s wrote "
+			 "scope %s", d->scope, cs->env.scope);
+		return 0;
+	}
+	if (cs->env.schema_version != SCHEMA_VERSION) {
+		snprintf(reason, n, "unknown schema version %llu",
+			 (unsigned long long)cs->env.schema_version);
+		return 0;
+	}
+	err_init(&why);
+	if (merge_check(cs, &why))
+		snprintf(reason, n, "%s", why.msg);
+	return 0;
+}
+
+/* A well-signed change set from a known, unrevoked device: chain, policy,
+ * then log (and apply when accepted). */
+static int ingest_verified(struct ingest *in, struct store_device *d,
+			   const struct changeset *cs, const uint8_t *bytes,
+			   size_t len, int64_t now_ms,
+			   struct ingest_outcome *out, struct err *e)
+{
+	char reason[VERDICT_REASON_MAX + 1], hex[17];
+	struct merge_stats stats = {0};
+	int applied;
+
+	if ((int64_t)cs->env.seq <= d->last_seq) {
+		/* not a duplicate (its id is new): two sets for one sequence */
+		snprintf(reason, sizeof reason, "equivocation: sequence %llu "
+			 "of this device was already logged with another "
+			 "change set", (unsigned long long)cs->env.seq);
+		refuse(out, "%s", reason);
+		out->logged = 1;
+		return log_changeset(in, cs, bytes, len, LOGENTRY_REFUSED,
+				     reason, now_ms, &out->index, e);
+	}
+	if ((int64_t)cs->env.seq > d->last_seq + 1) {
+		snprintf(reason, sizeof reason, "chain gap: expected sequence "
+			 "%lld first", (long long)d->last_seq + 1);
+		refuse(out, "%s", reason);
+		return 0;
+	}
+	if (d->last_seq > 0 && memcmp(cs->env.prev, d->head, HASH_BYTES) != 0) {
+		short_hex(d->head, hex);
+		snprintf(reason, sizeof reason, "chain fork: previous id does "
+			 "not match the logged %s", hex);
+		refuse(out, "%s", reason);
+		out->logged = 1;
+		return log_changeset(in, cs, bytes, len, LOGENTRY_REFUSED,
+				     reason, now_ms, &out->index, e);
+	}
+	if (check_policy(in, d, cs, reason, sizeof reason, e))
+		return -1;
+	out->logged = 1;
+	if (reason[0]) {
+		refuse(out, "%s", reason);
+		if (log_changeset(in, cs, bytes, len, LOGENTRY_REFUSED, reason,
+				  now_ms, &out->index, e))
+			return -1;
+	} else {
+		out->status = VERDICT_ACCEPTED;
+		if (log_changeset(in, cs, bytes, len, LOGENTRY_ACCEPTED, NULL,
+				  now_ms, &out->index, e) ||
+		    merge_apply(in->merge, cs, &applied, &stats, e))
+			return -1;
+	}
+	/* refusals by policy still take their place in the chain */
+	d->last_seq = (int64_t)cs->env.seq;
+	memcpy(d->head, cs->id, HASH_BYTES);
+	d->last_seen_ms = now_ms;
+	return store_device_put(in->s, d, e);
+}
+
+int ingest_changeset(struct ingest *in, const uint8_t *bytes, size_t len,
+		     int64_t now_ms, struct ingest_outcome *out, struct err *e)
+{
+	struct changeset cs;
+	struct store_device d;
+	enum bs_status st;
+	uint64_t index;
+	int verdict, found;
+
+	memset(out, 0, sizeof *out);
+	st = changeset_decode(bytes, len, &cs);
+	if (st) {
+		refuse(out, "malformed change set: %s", bs_status_str(st));
+		return 0;
+	}
+	memcpy(out->id, cs.id, HASH_BYTES);
+	found = store_device_get(in->s, cs.env.author, &d, e);
+	if (found < 0)
+		return -1;
+	if (!found) {
+		refuse(out, "%s", "unknown device: its author is not enrolled");
+		return 0;
+	}
+	if (changeset_verify(&cs) != BS_OK) {
+		refuse(out, "%s", "signature does not verify");
+		return 0;
+	}
+	found = find_logged(in, cs.id, &index, &verdict, e);
+	if (found < 0)
+		return -1;
+	if (found) {
+		out->logged = 1;
+		out->index = index;
+		out->status = verdict == LOGENTRY_ACCEPTED ? VERDICT_DUPLICATE
+							   : VERDICT_REFUSED;
+		snprintf(out->reason, sizeof out->reason, "%s",
+			 verdict == LOGENTRY_ACCEPTED ? ""
+			 : "refused before; see the log entry");
+		return 0;
+	}
+	if (d.revoke_idx >= 0) {
+		refuse(out, "%s", "device revoked");
+		return 0;
+	}
+	return ingest_verified(in, &d, &cs, bytes, len, now_ms, out, e);
+}
+
+int ingest_enroll(struct ingest *in, const uint8_t device[SIGN_PUBLIC_BYTES],
+		  enum enrollment_role role, const char *scope,
+		  const char *name, int64_t now_ms, uint8_t **signed_bytes,
+		  size_t *signed_len, uint64_t *index, struct err *e)
+{
+	struct enrollment en;
+	struct store_device d;
+	struct buf b;
+	struct logentry le;
+	struct srvlog_meta meta = {device, 0, NULL, NULL, now_ms};
+	int found, rc = -1;
+
+	*signed_bytes = NULL;
+	found = store_device_get(in->s, device, &d, e);
+	if (found)
+		return found < 0 ? -1 : (err_set(e, ERR_INVALID, "this device "
+			"is already enrolled"), -1);
+	memset(&en, 0, sizeof en);
+	memcpy(en.device, device, SIGN_PUBLIC_BYTES);
+	en.role = role;
+	snprintf(en.scope, sizeof en.scope, "%s", scope);
+	snprintf(en.name, sizeof en.name, "%s", name);
+	en.time_ms = (uint64_t)now_ms;
+	buf_init(&b, ENROLLMENT_SIGNED_MAX);
+	if (!in->s->key || enrollment_sign(&en, in->s->key->sk, &b) != BS_OK) {
+		err_set(e, ERR_INVALID, "cannot sign the enrollment (role %s, "
+			"scope %s)", enrollment_role_name(role) ?
+			enrollment_role_name(role) : "?", scope);
+		goto cleanup;
+	}
+	le = (struct logentry){LOGENTRY_ENROLLMENT, LOGENTRY_ACCEPTED, NULL, 0,
+			       b.data, b.len};
+	if (srvlog_append(in->log, &le, &meta, index, e))
+		goto cleanup;
+	memset(&d, 0, sizeof d);
+	memcpy(d.key, device, SIGN_PUBLIC_BYTES);
+	d.role = role;
+	snprintf(d.scope, sizeof d.scope, "%s", scope);
+	snprintf(d.name, sizeof d.name, "%s", name);
+	d.enroll_idx = (int64_t)*index;
+	d.revoke_idx = -1;
+	d.last_seen_ms = now_ms;
+	if (store_device_put(in->s, &d, e))
+		goto cleanup;
+	*signed_bytes = buf_detach(&b, signed_len);
+	rc = 0;
+cleanup:
+	buf_release(&b);
+	return rc;
+}
+
+int ingest_revoke(struct ingest *in, const uint8_t device[SIGN_PUBLIC_BYTES],
+		  const char *reason, int64_t now_ms, uint64_t *index,
+		  struct err *e)
+{
+	struct revocation rv;
+	struct store_device d;
+	struct buf b;
+	struct logentry le;
+	struct srvlog_meta meta = {device, 0, NULL, NULL, now_ms};
+	int found, rc = -1;
+
+	found = store_device_get(in->s, device, &d, e);
+	if (found <= 0)
+		return found < 0 ? -1 : (err_set(e, ERR_INVALID,
+			"no such device; list them with 'branchsyncd devices'"), -1);
+	if (d.revoke_idx >= 0) {
+		err_set(e, ERR_INVALID, "this device is already revoked");
+		return -1;
+	}
+	if (memcmp(device, in->s->pk, SIGN_PUBLIC_BYTES) == 0) {
+		err_set(e, ERR_INVALID, "the server cannot revoke its own key");
+		return -1;
+	}
+	memset(&rv, 0, sizeof rv);
+	memcpy(rv.device, device, SIGN_PUBLIC_BYTES);
+	rv.time_ms = (uint64_t)now_ms;
+	snprintf(rv.reason, sizeof rv.reason, "%s", reason ? reason : "");
+	buf_init(&b, REVOCATION_SIGNED_MAX);
+	if (!in->s->key || revocation_sign(&rv, in->s->key->sk, &b) != BS_OK) {
+		err_set(e, ERR_INVALID, "cannot sign the revocation");
+		goto cleanup;
+	}
+	le = (struct logentry){LOGENTRY_REVOCATION, LOGENTRY_ACCEPTED, NULL, 0,
+			       b.data, b.len};
+	if (srvlog_append(in->log, &le, &meta, index, e))
+		goto cleanup;
+	d.revoke_idx = (int64_t)*index;
+	rc = store_device_put(in->s, &d, e);
+cleanup:
+	buf_release(&b);
+	return rc;
+}
+
+int ingest_own_outbox(struct ingest *in, int64_t now_ms, struct err *e)
+{
+	sqlite3_stmt *st = NULL;
+	int rc = -1, step;
+
+	if (sqlite3_prepare_v2(in->s->r->db,
+			       "SELECT bytes FROM bs_outbox WHERE acked=0"
+			       " ORDER BY seq", -1, &st, NULL) != SQLITE_OK) {
+		err_set(e, ERR_INVALID, "database error: %s",
+			sqlite3_errmsg(in->s->r->db));
+		return -1;
+	}
+	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+		struct ingest_outcome out;
+
+		if (ingest_changeset(in, sqlite3_column_blob(st, 0),
+				     (size_t)sqlite3_column_bytes(st, 0), now_ms,
+				     &out, e))
+			goto cleanup;
+		if (out.status == VERDICT_REFUSED) {
+			err_set(e, ERR_INVALID, "the server refused its own "
+				"change set: %s", out.reason);
+			goto cleanup;
+		}
+	}
+	if (step != SQLITE_DONE ||
+	    replica_exec(in->s->r->db, "UPDATE bs_outbox SET acked=1"
+			 " WHERE acked=0", e))
+		goto cleanup;
+	rc = 0;
+cleanup:
+	sqlite3_finalize(st);
+	return rc;
+}
