@@ -31,7 +31,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (p.kind == PROOF_INCLUSION)
 		rc = merkle_verify_inclusion(a, p.first, p.second, &p.path, b);
 	else
-		rc = merkle_verify_consistency(p.first, p.second, a, b, &p.path);
+		rc =
+		    merkle_verify_consistency(p.first, p.second, a, b, &p.path);
 	if (rc != BS_OK && rc != BS_EPROOF)
 		abort();
 	return 0;

@@ -90,8 +90,8 @@ static enum bs_status merkle_subtree(const struct merkle_source *src,
 	if (src->subtree && merkle_is_pow2(n)) {
 		bool found = false;
 
-		rc = src->subtree(src->ctx, start,
-				  (unsigned)__builtin_ctzll(n), out, &found);
+		rc = src->subtree(src->ctx, start, (unsigned)__builtin_ctzll(n),
+				  out, &found);
 		if (rc || found)
 			return rc;
 	}
@@ -165,8 +165,9 @@ static size_t merkle_plan_inclusion(uint64_t m, uint64_t n,
  * tree is no longer a complete left subtree and the node it ends on,
  * MTH(D[m]) of the sub-range, is the proof's first entry. Needs
  * m <= n <= MERKLE_MAX_SIZE: at most 63 levels plus that node. */
-static size_t merkle_plan_consistency(uint64_t m, uint64_t n,
-				      struct merkle_range plan[MERKLE_MAX_PROOF])
+static size_t
+merkle_plan_consistency(uint64_t m, uint64_t n,
+			struct merkle_range plan[MERKLE_MAX_PROOF])
 {
 	uint64_t base = 0;
 	size_t depth = 0;
@@ -258,9 +259,8 @@ enum bs_status merkle_consistency_proof(const struct merkle_source *src,
 	out->count = 0;
 	if (old_size > new_size || new_size > MERKLE_MAX_SIZE)
 		return BS_EINVALID;
-	return merkle_fill(src, plan,
-			   merkle_plan_consistency(old_size, new_size, plan),
-			   out);
+	return merkle_fill(
+	    src, plan, merkle_plan_consistency(old_size, new_size, plan), out);
 }
 
 static bool merkle_hash_eq(const uint8_t a[HASH_BYTES],
@@ -380,9 +380,9 @@ enum bs_status merkle_verify_consistency(uint64_t old_size, uint64_t new_size,
 		sn >>= 1;
 	}
 	return sn == 0 && merkle_hash_eq(fr, old_root) &&
-			       merkle_hash_eq(sr, new_root)
-		       ? BS_OK
-		       : BS_EPROOF;
+		       merkle_hash_eq(sr, new_root)
+		   ? BS_OK
+		   : BS_EPROOF;
 }
 
 void merkle_compact_init(struct merkle_compact *c)
@@ -481,8 +481,8 @@ enum bs_status merkle_compact_encode(const struct merkle_compact *c,
 	return b->status;
 }
 
-enum bs_status merkle_compact_decode(struct merkle_compact *c,
-				     const uint8_t *p, size_t len)
+enum bs_status merkle_compact_decode(struct merkle_compact *c, const uint8_t *p,
+				     size_t len)
 {
 	struct wire_reader r;
 	enum bs_status rc;

@@ -17,8 +17,8 @@
 /* Largest tree we accept (2^63 leaves): with it every proof fits in
  * MERKLE_MAX_PROOF hashes (a consistency proof of a larger tree could need
  * 65) and a frontier holds at most 63 subtree roots. */
-#define MERKLE_MAX_SIZE ((uint64_t)1 << 63)
-#define MERKLE_MAX_PROOF 64
+#define MERKLE_MAX_SIZE	    ((uint64_t)1 << 63)
+#define MERKLE_MAX_PROOF    64
 #define MERKLE_MAX_FRONTIER 64
 /* Longest frontier encoding: varint size, then 63 hashes. */
 #define MERKLE_FRONTIER_MAX_ENCODED (10 + 63 * HASH_BYTES)
@@ -117,7 +117,7 @@ enum bs_status merkle_verify_inclusion(const uint8_t leaf_hash[HASH_BYTES],
 				       uint64_t index, uint64_t size,
 				       const struct merkle_path *path,
 				       const uint8_t root[HASH_BYTES])
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 
 /* RFC 9162 2.1.4.2, extended to the cases the RFC leaves out: equal sizes
  * need an empty path and equal roots; old_size 0 needs an empty path and
@@ -129,7 +129,7 @@ enum bs_status merkle_verify_consistency(uint64_t old_size, uint64_t new_size,
 					 const uint8_t old_root[HASH_BYTES],
 					 const uint8_t new_root[HASH_BYTES],
 					 const struct merkle_path *path)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 
 /* The frontier of the empty tree. */
 void merkle_compact_init(struct merkle_compact *c /* OUT */);
@@ -140,7 +140,7 @@ void merkle_compact_init(struct merkle_compact *c /* OUT */);
  * MERKLE_MAX_SIZE. */
 enum bs_status merkle_compact_append(struct merkle_compact *c,
 				     const uint8_t leaf_hash[HASH_BYTES])
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 
 /* Root of the tree the frontier describes (the empty root for size 0). */
 void merkle_compact_root(const struct merkle_compact *c,
@@ -166,6 +166,6 @@ enum bs_status merkle_compact_encode(const struct merkle_compact *c,
  * c is the empty frontier on failure. Allocates nothing. */
 enum bs_status merkle_compact_decode(struct merkle_compact *c /* OUT */,
 				     const uint8_t *p, size_t len)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 
 #endif

@@ -44,6 +44,6 @@ enum bs_status proof_encode(const struct proof *p, struct buf *b);
  * zeroed on failure. Allocates nothing. */
 enum bs_status proof_decode(const uint8_t *in, size_t len,
 			    struct proof *out /* OUT */)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 
 #endif

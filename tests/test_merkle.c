@@ -344,11 +344,15 @@ START_TEST(hash_rules)
 	uint8_t out[H], want[H], l[H], r[H], a[H];
 
 	merkle_empty_root(out);
-	hex_decode(want, H, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+	hex_decode(
+	    want, H,
+	    "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
 	ck_assert_mem_eq(out, want, H);
 	/* RFC 6962's root of the one-leaf tree over empty data. */
 	merkle_leaf_hash(out, NULL, 0);
-	hex_decode(want, H, "6e340b9cffb37a989ca544e6bb780a2c78901d3fb33738768511a30617afa01d");
+	hex_decode(
+	    want, H,
+	    "6e340b9cffb37a989ca544e6bb780a2c78901d3fb33738768511a30617afa01d");
 	ck_assert_mem_eq(out, want, H);
 
 	/* Domain separation: a node is not the leaf of its own bytes. */
@@ -400,8 +404,8 @@ START_TEST(vector_roots)
 		ck_assert_int_eq(merkle_compact_build(&built, &src, n), BS_OK);
 		ck_assert_mem_eq(&built, &c, sizeof c);
 		if (n < vec.nleaves)
-			ck_assert_int_eq(merkle_compact_append(&c, vec.leaf + n * H),
-					 BS_OK);
+			ck_assert_int_eq(
+			    merkle_compact_append(&c, vec.leaf + n * H), BS_OK);
 	}
 }
 END_TEST
@@ -422,14 +426,15 @@ START_TEST(vector_inclusion)
 				 BS_OK);
 		ck_assert_msg(path_eq(&got, &v->path),
 			      "inclusion %llu %llu differs from the vector",
-			      (unsigned long long)v->a, (unsigned long long)v->b);
+			      (unsigned long long)v->a,
+			      (unsigned long long)v->b);
 		ck_assert_uint_eq(merkle_inclusion_length(v->a, v->b),
 				  v->path.count);
 		ref.count = 0;
 		ref_path(v->a, vec.leaf, v->b, &ref);
 		ck_assert(path_eq(&ref, &v->path));
-		ck_assert_int_eq(merkle_verify_inclusion(vec.leaf + v->a * H, v->a,
-							 v->b, &v->path,
+		ck_assert_int_eq(merkle_verify_inclusion(vec.leaf + v->a * H,
+							 v->a, v->b, &v->path,
 							 vec.root[v->b]),
 				 BS_OK);
 	}
@@ -448,20 +453,20 @@ START_TEST(vector_consistency)
 	for (i = 0; i < vec.ncon; i++) {
 		const struct vec_proof *v = &vec.con[i];
 
-		ck_assert_int_eq(merkle_consistency_proof(&src, v->a, v->b, &got),
-				 BS_OK);
+		ck_assert_int_eq(
+		    merkle_consistency_proof(&src, v->a, v->b, &got), BS_OK);
 		ck_assert_msg(path_eq(&got, &v->path),
 			      "consistency %llu %llu differs from the vector",
-			      (unsigned long long)v->a, (unsigned long long)v->b);
+			      (unsigned long long)v->a,
+			      (unsigned long long)v->b);
 		ck_assert_uint_eq(merkle_consistency_length(v->a, v->b),
 				  v->path.count);
 		ref_proof(v->a, vec.leaf, v->b, &ref);
 		ck_assert(path_eq(&ref, &v->path));
-		ck_assert_int_eq(merkle_verify_consistency(v->a, v->b,
-							   vec.root[v->a],
-							   vec.root[v->b],
-							   &v->path),
-				 BS_OK);
+		ck_assert_int_eq(
+		    merkle_verify_consistency(v->a, v->b, vec.root[v->a],
+					      vec.root[v->b], &v->path),
+		    BS_OK);
 	}
 }
 END_TEST
@@ -564,57 +569,61 @@ START_TEST(vector_inclusion_corrupt)
 						     vec.root[v->b]),
 						 BS_EPROOF);
 		ck_assert_int_eq(merkle_verify_inclusion(leaf, v->b, v->b,
-							 &v->path, vec.root[v->b]),
+							 &v->path,
+							 vec.root[v->b]),
 				 BS_EINVALID);
 		ck_assert_int_eq(merkle_verify_inclusion(leaf, UINT64_MAX, v->b,
-							 &v->path, vec.root[v->b]),
+							 &v->path,
+							 vec.root[v->b]),
 				 BS_EINVALID);
 		/* Wrong size, with the true root of that size: fails unless
 		 * the path is also the honest one for that size. */
 		for (s = v->a + 1; s <= vec.nleaves; s++)
 			if (s != v->b)
-				ck_assert_int_eq(merkle_verify_inclusion(
-						     leaf, v->a, s, &v->path,
-						     vec.root[s]),
-						 honest_inclusion(v->a, s, &v->path)
-							 ? BS_OK
-							 : BS_EPROOF);
+				ck_assert_int_eq(
+				    merkle_verify_inclusion(
+					leaf, v->a, s, &v->path, vec.root[s]),
+				    honest_inclusion(v->a, s, &v->path)
+					? BS_OK
+					: BS_EPROOF);
 		/* Wrong size with the claimed root: a height the path does
 		 * not have. (Sizes of the same shape would pass: the size is
 		 * bound by the signed checkpoint, not by the proof.) */
 		ck_assert_int_eq(merkle_verify_inclusion(leaf, v->a, v->b * 2,
-							 &v->path, vec.root[v->b]),
+							 &v->path,
+							 vec.root[v->b]),
 				 BS_EPROOF);
 		if (v->b / 2 > v->a)
-			ck_assert_int_eq(merkle_verify_inclusion(
-					     leaf, v->a, v->b / 2, &v->path,
-					     vec.root[v->b]),
-					 BS_EPROOF);
-		ck_assert_int_eq(merkle_verify_inclusion(leaf, v->a, 0, &v->path,
-							 vec.root[v->b]),
+			ck_assert_int_eq(
+			    merkle_verify_inclusion(leaf, v->a, v->b / 2,
+						    &v->path, vec.root[v->b]),
+			    BS_EPROOF);
+		ck_assert_int_eq(merkle_verify_inclusion(
+				     leaf, v->a, 0, &v->path, vec.root[v->b]),
 				 BS_EINVALID);
-		ck_assert_int_eq(merkle_verify_inclusion(leaf, v->a,
-							 MERKLE_MAX_SIZE + 1,
-							 &v->path, vec.root[v->b]),
-				 BS_EINVALID);
+		ck_assert_int_eq(
+		    merkle_verify_inclusion(leaf, v->a, MERKLE_MAX_SIZE + 1,
+					    &v->path, vec.root[v->b]),
+		    BS_EINVALID);
 		/* Wrong leaf: every other leaf, and every bit flipped. */
 		for (j = 0; j < vec.nleaves; j++)
 			if (j != v->a)
 				ck_assert_int_eq(merkle_verify_inclusion(
-						     vec.leaf + j * H, v->a, v->b,
-						     &v->path, vec.root[v->b]),
+						     vec.leaf + j * H, v->a,
+						     v->b, &v->path,
+						     vec.root[v->b]),
 						 BS_EPROOF);
 		for (bit = 0; bit < 8 * H; bit++) {
 			memcpy(bad, leaf, H);
 			bad[bit / 8] ^= (uint8_t)(1u << (bit % 8));
-			ck_assert_int_eq(merkle_verify_inclusion(bad, v->a, v->b,
-								 &v->path,
-								 vec.root[v->b]),
-					 BS_EPROOF);
+			ck_assert_int_eq(
+			    merkle_verify_inclusion(bad, v->a, v->b, &v->path,
+						    vec.root[v->b]),
+			    BS_EPROOF);
 			memcpy(bad, vec.root[v->b], H);
 			bad[bit / 8] ^= (uint8_t)(1u << (bit % 8));
-			ck_assert_int_eq(merkle_verify_inclusion(leaf, v->a, v->b,
-								 &v->path, bad),
+			ck_assert_int_eq(merkle_verify_inclusion(
+					     leaf, v->a, v->b, &v->path, bad),
 					 BS_EPROOF);
 		}
 		/* The root of another size. */
@@ -648,7 +657,8 @@ START_TEST(vector_consistency_corrupt)
 	vectors_load();
 	for (i = 0; i < vec.ncon; i++) {
 		const struct vec_proof *v = &vec.con[i];
-		struct con_case c = {v->a, v->b, vec.root[v->a], vec.root[v->b]};
+		struct con_case c = {v->a, v->b, vec.root[v->a],
+				     vec.root[v->b]};
 		uint8_t bad[H];
 		uint64_t s;
 		size_t bit;
@@ -662,53 +672,51 @@ START_TEST(vector_consistency_corrupt)
 		 * (0 -> 1 with the empty path of 1 -> 1, for instance). */
 		for (s = 0; s <= v->b; s++)
 			if (s != v->a)
-				ck_assert_int_eq(merkle_verify_consistency(
-						     s, v->b, vec.root[s],
-						     vec.root[v->b], &v->path),
-						 honest_consistency(s, v->b, &v->path)
-							 ? BS_OK
-							 : BS_EPROOF);
+				ck_assert_int_eq(
+				    merkle_verify_consistency(
+					s, v->b, vec.root[s], vec.root[v->b],
+					&v->path),
+				    honest_consistency(s, v->b, &v->path)
+					? BS_OK
+					: BS_EPROOF);
 		for (s = v->a; s <= vec.nleaves; s++)
 			if (s != v->b)
-				ck_assert_int_eq(merkle_verify_consistency(
-						     v->a, s, vec.root[v->a],
-						     vec.root[s], &v->path),
-						 honest_consistency(v->a, s, &v->path)
-							 ? BS_OK
-							 : BS_EPROOF);
+				ck_assert_int_eq(
+				    merkle_verify_consistency(
+					v->a, s, vec.root[v->a], vec.root[s],
+					&v->path),
+				    honest_consistency(v->a, s, &v->path)
+					? BS_OK
+					: BS_EPROOF);
 		/* Impossible sizes. */
-		ck_assert_int_eq(merkle_verify_consistency(v->b + 1, v->b,
-							   vec.root[v->a],
-							   vec.root[v->b],
-							   &v->path),
-				 BS_EINVALID);
-		ck_assert_int_eq(merkle_verify_consistency(v->a,
-							   MERKLE_MAX_SIZE + 1,
-							   vec.root[v->a],
-							   vec.root[v->b],
-							   &v->path),
+		ck_assert_int_eq(
+		    merkle_verify_consistency(v->b + 1, v->b, vec.root[v->a],
+					      vec.root[v->b], &v->path),
+		    BS_EINVALID);
+		ck_assert_int_eq(merkle_verify_consistency(
+				     v->a, MERKLE_MAX_SIZE + 1, vec.root[v->a],
+				     vec.root[v->b], &v->path),
 				 BS_EINVALID);
 		/* Swapped roots (the same root twice when sizes are equal,
 		 * which is then correct). */
-		ck_assert_int_eq(merkle_verify_consistency(v->a, v->b,
-							   vec.root[v->b],
-							   vec.root[v->a],
-							   &v->path),
-				 v->a == v->b ? BS_OK : BS_EPROOF);
+		ck_assert_int_eq(
+		    merkle_verify_consistency(v->a, v->b, vec.root[v->b],
+					      vec.root[v->a], &v->path),
+		    v->a == v->b ? BS_OK : BS_EPROOF);
 		/* Every bit of either root. */
 		for (bit = 0; bit < 8 * H; bit++) {
 			memcpy(bad, vec.root[v->a], H);
 			bad[bit / 8] ^= (uint8_t)(1u << (bit % 8));
-			ck_assert_int_eq(merkle_verify_consistency(
-					     v->a, v->b, bad, vec.root[v->b],
-					     &v->path),
-					 BS_EPROOF);
+			ck_assert_int_eq(
+			    merkle_verify_consistency(v->a, v->b, bad,
+						      vec.root[v->b], &v->path),
+			    BS_EPROOF);
 			memcpy(bad, vec.root[v->b], H);
 			bad[bit / 8] ^= (uint8_t)(1u << (bit % 8));
-			ck_assert_int_eq(merkle_verify_consistency(
-					     v->a, v->b, vec.root[v->a], bad,
-					     &v->path),
-					 BS_EPROOF);
+			ck_assert_int_eq(
+			    merkle_verify_consistency(
+				v->a, v->b, vec.root[v->a], bad, &v->path),
+			    BS_EPROOF);
 		}
 	}
 }
@@ -725,37 +733,37 @@ START_TEST(consistency_edges)
 	memcpy(one.hash[0], vec.root[3], H);
 	/* From the empty tree: empty path, and the old root must be the
 	 * empty root. */
-	ck_assert_int_eq(merkle_verify_consistency(0, 5, vec.root[0], vec.root[5],
-						   &empty),
-			 BS_OK);
-	ck_assert_int_eq(merkle_verify_consistency(0, 0, vec.root[0], vec.root[0],
-						   &empty),
-			 BS_OK);
-	ck_assert_int_eq(merkle_verify_consistency(0, 5, zero, vec.root[5],
-						   &empty),
-			 BS_EPROOF);
+	ck_assert_int_eq(
+	    merkle_verify_consistency(0, 5, vec.root[0], vec.root[5], &empty),
+	    BS_OK);
+	ck_assert_int_eq(
+	    merkle_verify_consistency(0, 0, vec.root[0], vec.root[0], &empty),
+	    BS_OK);
+	ck_assert_int_eq(
+	    merkle_verify_consistency(0, 5, zero, vec.root[5], &empty),
+	    BS_EPROOF);
 	ck_assert_int_eq(merkle_verify_consistency(0, 0, zero, zero, &empty),
 			 BS_EPROOF);
-	ck_assert_int_eq(merkle_verify_consistency(0, 5, vec.root[0], vec.root[5],
-						   &one),
-			 BS_EPROOF);
+	ck_assert_int_eq(
+	    merkle_verify_consistency(0, 5, vec.root[0], vec.root[5], &one),
+	    BS_EPROOF);
 	/* Equal sizes: empty path and equal roots. */
-	ck_assert_int_eq(merkle_verify_consistency(3, 3, vec.root[3], vec.root[3],
-						   &empty),
-			 BS_OK);
-	ck_assert_int_eq(merkle_verify_consistency(3, 3, vec.root[3], vec.root[4],
-						   &empty),
-			 BS_EPROOF);
-	ck_assert_int_eq(merkle_verify_consistency(3, 3, vec.root[3], vec.root[3],
-						   &one),
-			 BS_EPROOF);
+	ck_assert_int_eq(
+	    merkle_verify_consistency(3, 3, vec.root[3], vec.root[3], &empty),
+	    BS_OK);
+	ck_assert_int_eq(
+	    merkle_verify_consistency(3, 3, vec.root[3], vec.root[4], &empty),
+	    BS_EPROOF);
+	ck_assert_int_eq(
+	    merkle_verify_consistency(3, 3, vec.root[3], vec.root[3], &one),
+	    BS_EPROOF);
 	/* Different sizes need a path, even when old is a power of two. */
-	ck_assert_int_eq(merkle_verify_consistency(4, 8, vec.root[4], vec.root[8],
-						   &empty),
-			 BS_EPROOF);
-	ck_assert_int_eq(merkle_verify_consistency(3, 8, vec.root[3], vec.root[8],
-						   &empty),
-			 BS_EPROOF);
+	ck_assert_int_eq(
+	    merkle_verify_consistency(4, 8, vec.root[4], vec.root[8], &empty),
+	    BS_EPROOF);
+	ck_assert_int_eq(
+	    merkle_verify_consistency(3, 8, vec.root[3], vec.root[8], &empty),
+	    BS_EPROOF);
 }
 END_TEST
 
@@ -767,10 +775,10 @@ START_TEST(frontier_known_answer)
 	 * leaf 5) and leaf 6: the three hashes of the published consistency
 	 * proof 6 -> 7, in reverse. */
 	static const char *want_hex =
-		"07"
-		"d37ee418976dd95753c1c73862b9398fa2a2cf9b4ff0fdfe8b30cd95209614b7"
-		"0ebc5d3437fbe2db158b9f126a1d118e308181031d0a949f8dededebc558ef6a"
-		"b08693ec2e721597130641e8211e7eedccb4c26413963eee6c1e2ed16ffb1a5f";
+	    "07"
+	    "d37ee418976dd95753c1c73862b9398fa2a2cf9b4ff0fdfe8b30cd95209614b7"
+	    "0ebc5d3437fbe2db158b9f126a1d118e308181031d0a949f8dededebc558ef6a"
+	    "b08693ec2e721597130641e8211e7eedccb4c26413963eee6c1e2ed16ffb1a5f";
 	uint8_t want[1 + 3 * H];
 	struct merkle_compact c, back;
 	struct buf b;
@@ -780,7 +788,8 @@ START_TEST(frontier_known_answer)
 	hex_decode(want, sizeof want, want_hex);
 	merkle_compact_init(&c);
 	for (i = 0; i < 7; i++)
-		ck_assert_int_eq(merkle_compact_append(&c, vec.leaf + i * H), BS_OK);
+		ck_assert_int_eq(merkle_compact_append(&c, vec.leaf + i * H),
+				 BS_OK);
 	buf_init(&b, MERKLE_FRONTIER_MAX_ENCODED);
 	ck_assert_int_eq(merkle_compact_encode(&c, &b), BS_OK);
 	ck_assert_uint_eq(b.len, sizeof want);
@@ -810,13 +819,15 @@ START_TEST(frontier_decode_strict)
 	merkle_compact_init(&zero);
 	merkle_compact_init(&c);
 	for (i = 0; i < 7; i++)
-		ck_assert_int_eq(merkle_compact_append(&c, vec.leaf + i * H), BS_OK);
+		ck_assert_int_eq(merkle_compact_append(&c, vec.leaf + i * H),
+				 BS_OK);
 	buf_init(&b, MERKLE_FRONTIER_MAX_ENCODED);
 	ck_assert_int_eq(merkle_compact_encode(&c, &b), BS_OK);
 	len = b.len;
 	memcpy(enc, b.data, len);
 
-	/* Truncated at every byte; a failed decode leaves the empty frontier. */
+	/* Truncated at every byte; a failed decode leaves the empty frontier.
+	 */
 	for (n = 0; n < len; n++) {
 		memset(&back, 0xa5, sizeof back);
 		ck_assert_int_eq(merkle_compact_decode(&back, enc, n),
@@ -824,7 +835,8 @@ START_TEST(frontier_decode_strict)
 		ck_assert_mem_eq(&back, &zero, sizeof zero);
 	}
 	enc[len] = 0;
-	ck_assert_int_eq(merkle_compact_decode(&back, enc, len + 1), BS_ETRAILING);
+	ck_assert_int_eq(merkle_compact_decode(&back, enc, len + 1),
+			 BS_ETRAILING);
 	ck_assert_mem_eq(&back, &zero, sizeof zero);
 
 	/* Overlong size: 7 as 0x87 0x00. */
@@ -834,8 +846,9 @@ START_TEST(frontier_decode_strict)
 		over[0] = 0x87;
 		over[1] = 0x00;
 		memcpy(over + 2, enc + 1, 3 * H);
-		ck_assert_int_eq(merkle_compact_decode(&back, over, sizeof over),
-				 BS_EOVERLONG);
+		ck_assert_int_eq(
+		    merkle_compact_decode(&back, over, sizeof over),
+		    BS_EOVERLONG);
 	}
 
 	/* The size limit: 2^63 decodes (one hash), and is full; 2^63 + 1
@@ -847,10 +860,12 @@ START_TEST(frontier_decode_strict)
 		memset(big, 0x11, sizeof big);
 		vl = wire_varint_encode(MERKLE_MAX_SIZE, big);
 		ck_assert_uint_eq(vl, 10);
-		ck_assert_int_eq(merkle_compact_decode(&back, big, vl + H), BS_OK);
+		ck_assert_int_eq(merkle_compact_decode(&back, big, vl + H),
+				 BS_OK);
 		ck_assert_uint_eq(merkle_compact_size(&back), MERKLE_MAX_SIZE);
 		c = back;
-		ck_assert_int_eq(merkle_compact_append(&back, vec.leaf), BS_ELIMIT);
+		ck_assert_int_eq(merkle_compact_append(&back, vec.leaf),
+				 BS_ELIMIT);
 		ck_assert_mem_eq(&back, &c, sizeof c);
 		merkle_compact_root(&back, tmp);
 		ck_assert_mem_eq(tmp, big + vl, H);
@@ -859,7 +874,8 @@ START_TEST(frontier_decode_strict)
 		vl = wire_varint_encode(MERKLE_MAX_SIZE + 1, big);
 		ck_assert_int_eq(merkle_compact_decode(&back, big, vl + 2 * H),
 				 BS_ELIMIT);
-		ck_assert_int_eq(merkle_compact_decode(&back, big, vl), BS_ELIMIT);
+		ck_assert_int_eq(merkle_compact_decode(&back, big, vl),
+				 BS_ELIMIT);
 		/* An encoder would refuse the same. */
 		back.size = MERKLE_MAX_SIZE + 1;
 		buf_reset(&b);
@@ -917,25 +933,27 @@ START_TEST(property_compact_matches_batch)
 		/* A full cache leaves at most the odd last leaf to fetch, and
 		 * one subtree per set bit of the size. */
 		ck_assert_int_le(cache.leaf_calls, 1);
-		ck_assert_int_le(cache.subtree_calls,
-				 __builtin_popcountll(n));
+		ck_assert_int_le(cache.subtree_calls, __builtin_popcountll(n));
 
-		ck_assert_int_eq(merkle_compact_build(&built, &plain, n), BS_OK);
+		ck_assert_int_eq(merkle_compact_build(&built, &plain, n),
+				 BS_OK);
 		ck_assert_mem_eq(&built, &c, sizeof c);
-		ck_assert_int_eq(merkle_compact_build(&built, &cached, n), BS_OK);
+		ck_assert_int_eq(merkle_compact_build(&built, &cached, n),
+				 BS_OK);
 		ck_assert_mem_eq(&built, &c, sizeof c);
 
 		buf_reset(&b);
 		ck_assert_int_eq(merkle_compact_encode(&c, &b), BS_OK);
-		ck_assert_uint_eq(b.len, wire_varint_size(n) +
-					       H * (size_t)__builtin_popcountll(n));
+		ck_assert_uint_eq(b.len,
+				  wire_varint_size(n) +
+				      H * (size_t)__builtin_popcountll(n));
 		ck_assert_int_eq(merkle_compact_decode(&back, b.data, b.len),
 				 BS_OK);
 		ck_assert_mem_eq(&back, &c, sizeof c);
 
 		if (n < PROP_MAX)
-			ck_assert_int_eq(merkle_compact_append(&c, leaves + n * H),
-					 BS_OK);
+			ck_assert_int_eq(
+			    merkle_compact_append(&c, leaves + n * H), BS_OK);
 	}
 	buf_release(&b);
 }
@@ -962,84 +980,90 @@ static void check_tree(const uint8_t *leaves, uint64_t n, unsigned *seed)
 	for (m = 0; m <= n; m++) {
 		merkle_compact_root(&c, roots[m]);
 		if (m < n)
-			ck_assert_int_eq(merkle_compact_append(&c, leaves + m * H),
-					 BS_OK);
+			ck_assert_int_eq(
+			    merkle_compact_append(&c, leaves + m * H), BS_OK);
 	}
 
 	for (i = 0; i < n; i++) {
 		const uint8_t *leaf = leaves + i * H;
 
-		ck_assert_int_eq(merkle_inclusion_proof(&plain, i, n, &p), BS_OK);
-		ck_assert_int_eq(merkle_inclusion_proof(&cached, i, n, &q), BS_OK);
+		ck_assert_int_eq(merkle_inclusion_proof(&plain, i, n, &p),
+				 BS_OK);
+		ck_assert_int_eq(merkle_inclusion_proof(&cached, i, n, &q),
+				 BS_OK);
 		ck_assert(path_eq(&p, &q));
 		ref.count = 0;
 		ref_path(i, leaves, n, &ref);
 		ck_assert(path_eq(&p, &ref));
 		ck_assert_uint_eq(merkle_inclusion_length(i, n), p.count);
-		ck_assert_int_eq(merkle_verify_inclusion(leaf, i, n, &p, roots[n]),
-				 BS_OK);
+		ck_assert_int_eq(
+		    merkle_verify_inclusion(leaf, i, n, &p, roots[n]), BS_OK);
 		if (p.count) {
 			q = p;
 			x = (uint64_t)rand_r(seed) % (p.count * 8 * H);
 			q.hash[x / (8 * H)][x % (8 * H) / 8] ^=
-				(uint8_t)(1u << (x % 8));
-			ck_assert_int_eq(merkle_verify_inclusion(leaf, i, n, &q,
-								 roots[n]),
-					 BS_EPROOF);
+			    (uint8_t)(1u << (x % 8));
+			ck_assert_int_eq(
+			    merkle_verify_inclusion(leaf, i, n, &q, roots[n]),
+			    BS_EPROOF);
 		}
 		if (n > 1) {
 			x = (i + 1 + (uint64_t)rand_r(seed) % (n - 1)) % n;
-			ck_assert_int_eq(merkle_verify_inclusion(leaf, x, n, &p,
+			ck_assert_int_eq(
+			    merkle_verify_inclusion(leaf, x, n, &p, roots[n]),
+			    BS_EPROOF);
+			ck_assert_int_eq(merkle_verify_inclusion(leaves + x * H,
+								 i, n, &p,
 								 roots[n]),
-					 BS_EPROOF);
-			ck_assert_int_eq(merkle_verify_inclusion(leaves + x * H, i,
-								 n, &p, roots[n]),
 					 BS_EPROOF);
 		}
 		/* Another size, with its true root. */
 		x = i + 1 + (uint64_t)rand_r(seed) % (n - i);
-		ck_assert_int_eq(merkle_inclusion_proof(&cached, i, x, &q), BS_OK);
-		ck_assert_int_eq(merkle_verify_inclusion(leaf, i, x, &p, roots[x]),
-				 path_eq(&p, &q) ? BS_OK : BS_EPROOF);
+		ck_assert_int_eq(merkle_inclusion_proof(&cached, i, x, &q),
+				 BS_OK);
+		ck_assert_int_eq(
+		    merkle_verify_inclusion(leaf, i, x, &p, roots[x]),
+		    path_eq(&p, &q) ? BS_OK : BS_EPROOF);
 	}
 
 	for (m = 0; m <= n; m++) {
-		ck_assert_int_eq(merkle_consistency_proof(&plain, m, n, &p), BS_OK);
+		ck_assert_int_eq(merkle_consistency_proof(&plain, m, n, &p),
+				 BS_OK);
 		ck_assert_int_eq(merkle_consistency_proof(&cached, m, n, &q),
 				 BS_OK);
 		ck_assert(path_eq(&p, &q));
 		ref_proof(m, leaves, n, &ref);
 		ck_assert(path_eq(&p, &ref));
 		ck_assert_uint_eq(merkle_consistency_length(m, n), p.count);
-		ck_assert_int_eq(merkle_verify_consistency(m, n, roots[m],
-							   roots[n], &p),
-				 BS_OK);
+		ck_assert_int_eq(
+		    merkle_verify_consistency(m, n, roots[m], roots[n], &p),
+		    BS_OK);
 		if (p.count) {
 			q = p;
 			x = (uint64_t)rand_r(seed) % (p.count * 8 * H);
 			q.hash[x / (8 * H)][x % (8 * H) / 8] ^=
-				(uint8_t)(1u << (x % 8));
-			ck_assert_int_eq(merkle_verify_consistency(m, n, roots[m],
-								   roots[n], &q),
+			    (uint8_t)(1u << (x % 8));
+			ck_assert_int_eq(merkle_verify_consistency(
+					     m, n, roots[m], roots[n], &q),
 					 BS_EPROOF);
 		}
 		if (m != n)
-			ck_assert_int_eq(merkle_verify_consistency(m, n, roots[n],
-								   roots[m], &p),
+			ck_assert_int_eq(merkle_verify_consistency(
+					     m, n, roots[n], roots[m], &p),
 					 BS_EPROOF);
 		/* Another old size, then another new size, with true roots. */
 		x = (uint64_t)rand_r(seed) % (n + 1);
 		ck_assert_int_eq(merkle_consistency_proof(&cached, x, n, &q),
 				 BS_OK);
-		ck_assert_int_eq(merkle_verify_consistency(x, n, roots[x],
-							   roots[n], &p),
-				 path_eq(&p, &q) ? BS_OK : BS_EPROOF);
+		ck_assert_int_eq(
+		    merkle_verify_consistency(x, n, roots[x], roots[n], &p),
+		    path_eq(&p, &q) ? BS_OK : BS_EPROOF);
 		x = m + (uint64_t)rand_r(seed) % (n - m + 1);
 		ck_assert_int_eq(merkle_consistency_proof(&cached, m, x, &q),
 				 BS_OK);
-		ck_assert_int_eq(merkle_verify_consistency(m, x, roots[m],
-							   roots[x], &p),
-				 path_eq(&p, &q) ? BS_OK : BS_EPROOF);
+		ck_assert_int_eq(
+		    merkle_verify_consistency(m, x, roots[m], roots[x], &p),
+		    path_eq(&p, &q) ? BS_OK : BS_EPROOF);
 	}
 }
 
@@ -1129,9 +1153,13 @@ static enum bs_status huge_subtree(void *ctx, uint64_t start, unsigned level,
 START_TEST(huge_trees)
 {
 	static const uint64_t sizes[] = {
-		MERKLE_MAX_SIZE, MERKLE_MAX_SIZE - 1, MERKLE_MAX_SIZE - 5,
-		((uint64_t)1 << 40) + 12345, 0x5555555555555555ull,
-		0x2aaaaaaaaaaaaaabull, 1000003,
+	    MERKLE_MAX_SIZE,
+	    MERKLE_MAX_SIZE - 1,
+	    MERKLE_MAX_SIZE - 5,
+	    ((uint64_t)1 << 40) + 12345,
+	    0x5555555555555555ull,
+	    0x2aaaaaaaaaaaaaabull,
+	    1000003,
 	};
 	struct huge h;
 	struct merkle_source src;
@@ -1157,35 +1185,37 @@ START_TEST(huge_trees)
 			for (k = 0; k < 3; k++) {
 				uint64_t idx = picks[k];
 
-				ck_assert_int_eq(merkle_inclusion_proof(&src, idx, n,
-									&p),
+				ck_assert_int_eq(
+				    merkle_inclusion_proof(&src, idx, n, &p),
+				    BS_OK);
+				ck_assert_uint_eq(
+				    p.count, merkle_inclusion_length(idx, n));
+				ck_assert_int_eq(huge_leaf(&h, idx, leaf),
 						 BS_OK);
-				ck_assert_uint_eq(p.count,
-						  merkle_inclusion_length(idx, n));
-				ck_assert_int_eq(huge_leaf(&h, idx, leaf), BS_OK);
-				ck_assert_int_eq(merkle_verify_inclusion(
-							 leaf, idx, n, &p, root_new),
-						 BS_OK);
+				ck_assert_int_eq(
+				    merkle_verify_inclusion(leaf, idx, n, &p,
+							    root_new),
+				    BS_OK);
 
-				ck_assert_int_eq(merkle_consistency_proof(&src, idx, n,
-									  &p),
-						 BS_OK);
-				ck_assert_uint_eq(p.count,
-						  merkle_consistency_length(idx, n));
-				ck_assert_int_eq(merkle_root(&src, idx, root_old),
-						 BS_OK);
-				ck_assert_int_eq(merkle_verify_consistency(
-							 idx, n, root_old, root_new,
-							 &p),
-						 BS_OK);
+				ck_assert_int_eq(
+				    merkle_consistency_proof(&src, idx, n, &p),
+				    BS_OK);
+				ck_assert_uint_eq(
+				    p.count, merkle_consistency_length(idx, n));
+				ck_assert_int_eq(
+				    merkle_root(&src, idx, root_old), BS_OK);
+				ck_assert_int_eq(
+				    merkle_verify_consistency(idx, n, root_old,
+							      root_new, &p),
+				    BS_OK);
 			}
 		}
 	}
 	/* The longest proofs the limits allow. */
 	ck_assert_uint_eq(merkle_inclusion_length(0, MERKLE_MAX_SIZE), 63);
-	ck_assert_uint_eq(merkle_consistency_length(MERKLE_MAX_SIZE - 1,
-						    MERKLE_MAX_SIZE),
-			  MERKLE_MAX_PROOF);
+	ck_assert_uint_eq(
+	    merkle_consistency_length(MERKLE_MAX_SIZE - 1, MERKLE_MAX_SIZE),
+	    MERKLE_MAX_PROOF);
 	ck_assert_int_eq(merkle_consistency_proof(&src, MERKLE_MAX_SIZE - 1,
 						  MERKLE_MAX_SIZE, &p),
 			 BS_OK);
@@ -1209,13 +1239,15 @@ START_TEST(parameter_limits)
 	ck_assert_int_eq(merkle_inclusion_proof(&src, 8, 8, &p), BS_EINVALID);
 	ck_assert_uint_eq(p.count, 0);
 	ck_assert_int_eq(merkle_inclusion_proof(&src, 0, 0, &p), BS_EINVALID);
-	ck_assert_int_eq(merkle_inclusion_proof(&src, 0, MERKLE_MAX_SIZE + 1, &p),
-			 BS_EINVALID);
+	ck_assert_int_eq(
+	    merkle_inclusion_proof(&src, 0, MERKLE_MAX_SIZE + 1, &p),
+	    BS_EINVALID);
 	ck_assert_int_eq(merkle_consistency_proof(&src, 5, 4, &p), BS_EINVALID);
-	ck_assert_int_eq(merkle_consistency_proof(&src, 0, MERKLE_MAX_SIZE + 1,
-						  &p),
+	ck_assert_int_eq(
+	    merkle_consistency_proof(&src, 0, MERKLE_MAX_SIZE + 1, &p),
+	    BS_EINVALID);
+	ck_assert_int_eq(merkle_root(&src, MERKLE_MAX_SIZE + 1, out),
 			 BS_EINVALID);
-	ck_assert_int_eq(merkle_root(&src, MERKLE_MAX_SIZE + 1, out), BS_EINVALID);
 	ck_assert_int_eq(merkle_compact_build(&c, &src, MERKLE_MAX_SIZE + 1),
 			 BS_EINVALID);
 	ck_assert_uint_eq(merkle_inclusion_length(3, 3), 0);
@@ -1236,8 +1268,8 @@ START_TEST(parameter_limits)
 END_TEST
 
 struct failing {
-	uint64_t bad_leaf;     /* leaf index that fails */
-	uint64_t bad_subtree;  /* subtree start that fails (level >= 1) */
+	uint64_t bad_leaf;    /* leaf index that fails */
+	uint64_t bad_subtree; /* subtree start that fails (level >= 1) */
 	enum bs_status status;
 };
 
@@ -1251,9 +1283,8 @@ static enum bs_status failing_leaf(void *ctx, uint64_t index, uint8_t out[H])
 	return BS_OK;
 }
 
-static enum bs_status failing_subtree(void *ctx, uint64_t start,
-				      unsigned level, uint8_t out[H],
-				      bool *found)
+static enum bs_status failing_subtree(void *ctx, uint64_t start, unsigned level,
+				      uint8_t out[H], bool *found)
 {
 	const struct failing *f = ctx;
 

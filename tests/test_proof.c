@@ -127,14 +127,16 @@ static void kats_load(void)
 			p = &kats[nkats].p;
 			memset(p, 0, sizeof *p);
 			p->kind = (enum proof_kind)strtoul(
-				strtok_r(NULL, " \t\r\n", &save), NULL, 10);
+			    strtok_r(NULL, " \t\r\n", &save), NULL, 10);
 			p->first = strtoull(strtok_r(NULL, " \t\r\n", &save),
 					    NULL, 10);
 			p->second = strtoull(strtok_r(NULL, " \t\r\n", &save),
 					     NULL, 10);
 			while ((tok = strtok_r(NULL, " \t\r\n", &save))) {
-				ck_assert_uint_lt(p->path.count, MERKLE_MAX_PROOF);
-				hex_decode(p->path.hash[p->path.count++], H, tok);
+				ck_assert_uint_lt(p->path.count,
+						  MERKLE_MAX_PROOF);
+				hex_decode(p->path.hash[p->path.count++], H,
+					   tok);
 			}
 			want_encoding = 1;
 		} else if (strcmp(tok, "encoding") == 0) {
@@ -185,20 +187,24 @@ START_TEST(known_answers_verify)
 	struct proof p;
 
 	kats_load();
-	hex_decode(root6, H, "76e67dadbcdf1e10e1b74ddc608abd2f98dfb16fbce75277b5232a127f2087ef");
-	hex_decode(root8, H, "5dc9da79a70659a9ad559cb701ded9a2ab9d823aad2f4960cfe370eff4604328");
+	hex_decode(
+	    root6, H,
+	    "76e67dadbcdf1e10e1b74ddc608abd2f98dfb16fbce75277b5232a127f2087ef");
+	hex_decode(
+	    root8, H,
+	    "5dc9da79a70659a9ad559cb701ded9a2ab9d823aad2f4960cfe370eff4604328");
 	merkle_leaf_hash(leaf, leaf5, sizeof leaf5);
 
 	ck_assert_int_eq(proof_decode(kats[0].enc, kats[0].len, &p), BS_OK);
 	ck_assert_int_eq(p.kind, PROOF_INCLUSION);
-	ck_assert_int_eq(merkle_verify_inclusion(leaf, p.first, p.second, &p.path,
-						 root8),
-			 BS_OK);
+	ck_assert_int_eq(
+	    merkle_verify_inclusion(leaf, p.first, p.second, &p.path, root8),
+	    BS_OK);
 	ck_assert_int_eq(proof_decode(kats[1].enc, kats[1].len, &p), BS_OK);
 	ck_assert_int_eq(p.kind, PROOF_CONSISTENCY);
-	ck_assert_int_eq(merkle_verify_consistency(p.first, p.second, root6,
-						   root8, &p.path),
-			 BS_OK);
+	ck_assert_int_eq(
+	    merkle_verify_consistency(p.first, p.second, root6, root8, &p.path),
+	    BS_OK);
 }
 END_TEST
 
@@ -216,8 +222,8 @@ START_TEST(roundtrip_random)
 		random_proof(&p, &seed);
 		encode(&p, &b);
 		ck_assert_uint_eq(b.len, 1 + wire_varint_size(p.first) +
-						 wire_varint_size(p.second) + 1 +
-						 p.path.count * H);
+					     wire_varint_size(p.second) + 1 +
+					     p.path.count * H);
 		ck_assert_int_eq(proof_decode(b.data, b.len, &back), BS_OK);
 		assert_proof_eq(&back, &p);
 		encode(&back, &b2);
@@ -356,9 +362,9 @@ END_TEST
 
 START_TEST(count_limit)
 {
-	static const uint8_t zero[] = {0x00}, big[] = {0x80, 0x80, 0x80, 0x80,
-						       0x80, 0x80, 0x80, 0x80,
-						       0x80, 0x01};
+	static const uint8_t zero[] = {0x00},
+			     big[] = {0x80, 0x80, 0x80, 0x80, 0x80,
+				      0x80, 0x80, 0x80, 0x80, 0x01};
 	uint8_t in[64 + 66 * H], c[WIRE_VARINT_MAX];
 	size_t n, cl;
 	struct proof p;
@@ -401,36 +407,36 @@ END_TEST
 START_TEST(impossible_proofs)
 {
 	uint8_t in[64 + 66 * H], a[WIRE_VARINT_MAX], b[WIRE_VARINT_MAX],
-		c[WIRE_VARINT_MAX];
+	    c[WIRE_VARINT_MAX];
 	struct proof p;
 	size_t n, la, lb, lc;
 
-#define TRY(kind, x, y, cnt, hashes, want)                                    \
-	do {                                                                  \
-		la = wire_varint_encode((x), a);                              \
-		lb = wire_varint_encode((y), b);                              \
-		lc = wire_varint_encode((cnt), c);                            \
-		n = build(in, (kind), a, la, b, lb, c, lc, (hashes));         \
-		ck_assert_int_eq(proof_decode(in, n, &p), (want));            \
+#define TRY(kind, x, y, cnt, hashes, want)                                     \
+	do {                                                                   \
+		la = wire_varint_encode((x), a);                               \
+		lb = wire_varint_encode((y), b);                               \
+		lc = wire_varint_encode((cnt), c);                             \
+		n = build(in, (kind), a, la, b, lb, c, lc, (hashes));          \
+		ck_assert_int_eq(proof_decode(in, n, &p), (want));             \
 	} while (0)
 
 	TRY(1, 3, 8, 3, 3, BS_OK);
-	TRY(1, 8, 8, 3, 3, BS_EINVALID);  /* index == size */
-	TRY(1, 9, 8, 3, 3, BS_EINVALID);  /* index > size */
-	TRY(1, 0, 0, 0, 0, BS_EINVALID);  /* empty tree has no leaf */
-	TRY(1, 3, 8, 2, 2, BS_EINVALID);  /* a hash short */
-	TRY(1, 3, 8, 4, 4, BS_EINVALID);  /* a hash extra */
+	TRY(1, 8, 8, 3, 3, BS_EINVALID); /* index == size */
+	TRY(1, 9, 8, 3, 3, BS_EINVALID); /* index > size */
+	TRY(1, 0, 0, 0, 0, BS_EINVALID); /* empty tree has no leaf */
+	TRY(1, 3, 8, 2, 2, BS_EINVALID); /* a hash short */
+	TRY(1, 3, 8, 4, 4, BS_EINVALID); /* a hash extra */
 	TRY(1, 0, 1, 0, 0, BS_OK);
 	TRY(1, 0, 1, 1, 1, BS_EINVALID);
 	TRY(2, 6, 8, 3, 3, BS_OK);
-	TRY(2, 9, 8, 3, 3, BS_EINVALID);  /* old > new */
-	TRY(2, 9, 8, 0, 0, BS_EINVALID);  /* old > new, no hashes either */
-	TRY(1, 8, 8, 0, 0, BS_EINVALID);  /* index == size, no hashes */
+	TRY(2, 9, 8, 3, 3, BS_EINVALID); /* old > new */
+	TRY(2, 9, 8, 0, 0, BS_EINVALID); /* old > new, no hashes either */
+	TRY(1, 8, 8, 0, 0, BS_EINVALID); /* index == size, no hashes */
 	TRY(2, 6, 8, 2, 2, BS_EINVALID);
-	TRY(2, 4, 8, 1, 1, BS_OK);        /* power-of-two old tree */
+	TRY(2, 4, 8, 1, 1, BS_OK); /* power-of-two old tree */
 	TRY(2, 4, 8, 2, 2, BS_EINVALID);
-	TRY(2, 0, 8, 1, 1, BS_EINVALID);  /* from empty: no hashes */
-	TRY(2, 8, 8, 1, 1, BS_EINVALID);  /* equal sizes: no hashes */
+	TRY(2, 0, 8, 1, 1, BS_EINVALID); /* from empty: no hashes */
+	TRY(2, 8, 8, 1, 1, BS_EINVALID); /* equal sizes: no hashes */
 	TRY(2, 0, MERKLE_MAX_SIZE, 0, 0, BS_OK);
 	TRY(2, 0, MERKLE_MAX_SIZE + 1, 0, 0, BS_ELIMIT);
 	TRY(1, 0, UINT64_MAX, 63, 63, BS_ELIMIT);

@@ -1,0 +1,986 @@
+/* api.c - branchsyncd's endpoints (see api.h and docs/API.md). */
+#include "api.h"
+
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sodium.h>
+
+#include "clock.h"
+#include "devices.h"
+#include "digest.h"
+#include "frame.h"
+#include "mem.h"
+#include "proof.h"
+#include "request.h"
+#include "statedigest.h"
+#include "wire.h"
+#include "zbuf.h"
+
+#define API_CONTENT_TYPE "application/x-branchsync"
+#define API_MAX_BODY (16u << 20)
+#define API_MAX_PUSH 1000
+#define API_PULL_DEFAULT 500
+#define API_PULL_MAX 2000
+#define API_PAGE_BYTES (1u << 20)
+
+struct api {
+	struct store *s;
+	struct srvlog *log;
+	struct ingest *ingest;
+	struct http_server *http;
+	pthread_mutex_t lock;
+	atomic_uint_fast64_t accepted, duplicate, refused;
+};
+
+/* What an authenticated request established. */
+struct caller {
+	uint8_t key[SIGN_PUBLIC_BYTES];
+	struct store_device dev;
+};
+
+int api_new(struct store *s, struct api **out, struct err *e)
+{
+	struct api *a = mem_calloc(1, sizeof *a);
+
+	*out = NULL;
+	if (!a) {
+		err_set(e, ERR_INVALID, "out of memory");
+		return -1;
+	}
+	a->s = s;
+	if (srvlog_open(s, &a->log, e) ||
+	    ingest_new(s, a->log, &a->ingest, e)) {
+		api_free(a);
+		return -1;
+	}
+	pthread_mutex_init(&a->lock, NULL);
+	*out = a;
+	return 0;
+}
+
+void api_free(struct api *a)
+{
+	if (!a)
+		return;
+	ingest_free(a->ingest);
+	srvlog_free(a->log);
+	if (a->log || a->ingest)
+		pthread_mutex_destroy(&a->lock);
+	mem_free(a);
+}
+
+void api_set_http(struct api *a, struct http_server *h) { a->http = h; }
+
+/* ---- answers ---- */
+
+static void json_escape(struct buf *b, const char *s)
+{
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+		char esc[8];
+
+		if (c == '"' || c == '\\') {
+			buf_append_u8(b, '\\');
+			buf_append_u8(b, c);
+		} else if (c < 0x20) {
+			snprintf(esc, sizeof esc, "\\u%04x", c);
+			buf_append(b, esc, 6);
+		} else {
+			buf_append_u8(b, c);
+		}
+	}
+}
+
+static void fail(struct http_response *resp, int status, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void fail(struct http_response *resp, int status, const char *fmt, ...)
+{
+	char msg[512];
+	struct buf b;
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	buf_init(&b, 2048);
+	buf_append(&b, "{\"error\": \"", 11);
+	json_escape(&b, msg);
+	buf_append(&b, "\"}\n", 3);
+	http_response_set(resp, status, "application/json", b.data, b.len);
+	buf_release(&b);
+}
+
+static int wants_deflate(const struct http_request *req)
+{
+	const char *ae = http_request_header(req, "Accept-Encoding");
+
+	return ae && strstr(ae, "deflate") != NULL;
+}
+
+/* Ends the frame stream in b and sends it, compressed when asked. */
+static void send_frames(const struct http_request *req,
+			struct http_response *resp, struct buf *b)
+{
+	struct buf z;
+
+	frame_stream_end(b);
+	if (b->status) {
+		fail(resp, 500, "answer too large or out of memory");
+		return;
+	}
+	if (!wants_deflate(req) || b->len < 256) {
+		http_response_set(resp, 200, API_CONTENT_TYPE, b->data, b->len);
+		return;
+	}
+	buf_init(&z, b->len + 1024);
+	if (zbuf_deflate(b->data, b->len, &z) == BS_OK) {
+		http_response_set(resp, 200, API_CONTENT_TYPE, z.data, z.len);
+		http_response_header(resp, "Content-Encoding", "deflate");
+	} else {
+		http_response_set(resp, 200, API_CONTENT_TYPE, b->data, b->len);
+	}
+	buf_release(&z);
+}
+
+static void put_checkpoint_frame(struct buf *b, const struct checkpoint *cp)
+{
+	uint8_t bytes[CHECKPOINT_SIGNED_MAX];
+
+	memcpy(bytes, cp->raw, cp->raw_len);
+	memcpy(bytes + cp->raw_len, cp->sig, SIGN_BYTES);
+	frame_put(b, FRAME_CHECKPOINT, bytes, cp->raw_len + SIGN_BYTES);
+}
+
+static void put_proof_frame(struct buf *b, enum proof_kind kind,
+			    uint64_t first, uint64_t second,
+			    const struct merkle_path *path)
+{
+	struct proof p;
+	struct buf enc;
+
+	memset(&p, 0, sizeof p);
+	p.kind = kind;
+	p.first = first;
+	p.second = second;
+	p.path = *path;
+	buf_init(&enc, PROOF_MAX_ENCODED);
+	if (proof_encode(&p, &enc) == BS_OK)
+		frame_put(b, FRAME_PROOF, enc.data, enc.len);
+	else
+		b->status = enc.status ? enc.status : BS_EINVALID;
+	buf_release(&enc);
+}
+
+static void put_entry_frame(struct buf *b, uint64_t index, const void *entry,
+			    size_t len)
+{
+	struct buf f;
+
+	buf_init(&f, len + WIRE_VARINT_MAX);
+	wire_put_varint(&f, index);
+	buf_append(&f, entry, len);
+	if (f.status)
+		b->status = f.status;
+	else
+		frame_put(b, FRAME_ENTRY, f.data, f.len);
+	buf_release(&f);
+}
+
+/* ---- query arguments ---- */
+
+static int arg_u64(const struct http_request *req, const char *name,
+		   uint64_t dflt, uint64_t *out)
+{
+	const char *v = http_request_arg(req, name);
+	char *end;
+	unsigned long long n;
+
+	*out = dflt;
+	if (!v)
+		return 0;
+	if (!*v || *v == '-' || *v == '+' || *v == ' ')
+		return -1;
+	n = strtoull(v, &end, 10);
+	if (*end)
+		return -1;
+	*out = n;
+	return 0;
+}
+
+/* ---- authentication ---- */
+
+static int hex_field(const char *hex, uint8_t *out, size_t n)
+{
+	size_t got = 0;
+
+	return hex && strlen(hex) == 2 * n &&
+	       sodium_hex2bin(out, n, hex, 2 * n, NULL, &got, NULL) == 0 &&
+	       got == n;
+}
+
+static void next_challenge(struct api *a, struct http_response *resp)
+{
+	uint8_t c[REQUEST_CHALLENGE_BYTES];
+	char hex[2 * REQUEST_CHALLENGE_BYTES + 1];
+	struct err e;
+
+	err_init(&e);
+	if (store_challenge_make(a->s, (int64_t)clock_wall_ms(), c, &e) == 0) {
+		sodium_bin2hex(hex, sizeof hex, c, sizeof c);
+		http_response_header(resp, "X-BS-Next-Challenge", hex);
+	}
+}
+
+/* Checks the request's signature and challenge (caller holds the lock).
+ * With `enrolled`, the key must also be a registered, unrevoked device. */
+static int authenticate(struct api *a, const struct http_request *req,
+			struct http_response *resp, int enrolled,
+			struct caller *who)
+{
+	struct request_auth ra;
+	uint8_t sig[SIGN_BYTES];
+	struct err e;
+	int found;
+
+	memset(&ra, 0, sizeof ra);
+	if (!hex_field(http_request_header(req, "X-BS-Device"), who->key,
+		       SIGN_PUBLIC_BYTES) ||
+	    !hex_field(http_request_header(req, "X-BS-Challenge"),
+		       ra.challenge, REQUEST_CHALLENGE_BYTES) ||
+	    !hex_field(http_request_header(req, "X-BS-Signature"), sig,
+		       SIGN_BYTES)) {
+		fail(resp, 401, "this request is not signed: send X-BS-Device, "
+		     "X-BS-Challenge and X-BS-Signature");
+		return -1;
+	}
+	err_init(&e);
+	if (store_challenge_use(a->s, ra.challenge, (int64_t)clock_wall_ms(),
+				&e)) {
+		fail(resp, 401, "%s; get a new one from /v1/challenge", e.msg);
+		return -1;
+	}
+	ra.method = req->method;
+	ra.path = req->url;
+	hash_sha256(ra.body_hash, req->body, req->body_len, NULL, 0);
+	memcpy(ra.device, who->key, SIGN_PUBLIC_BYTES);
+	if (request_verify(&ra, sig) != BS_OK) {
+		fail(resp, 401, "the request signature does not verify");
+		return -1;
+	}
+	if (!enrolled)
+		return 0;
+	found = store_device_get(a->s, who->key, &who->dev, &e);
+	if (found < 0) {
+		fail(resp, 500, "%s", e.msg);
+		return -1;
+	}
+	if (!found) {
+		fail(resp, 401, "unknown device: enroll it with a token first");
+		return -1;
+	}
+	if (who->dev.revoke_idx >= 0) {
+		fail(resp, 403, "device revoked: this device may no longer "
+		     "push or pull");
+		return -1;
+	}
+	store_device_touch(a->s, who->key, (int64_t)clock_wall_ms(), &e);
+	return 0;
+}
+
+static int role_allowed(const struct caller *who, struct http_response *resp,
+			int branch, int district, int auditor)
+{
+	enum enrollment_role r = who->dev.role;
+
+	if ((r == ROLE_BRANCH && branch) || (r == ROLE_DISTRICT && district) ||
+	    (r == ROLE_AUDITOR && auditor))
+		return 0;
+	fail(resp, 403, "a %s device may not do this",
+	     enrollment_role_name(r) ? enrollment_role_name(r) : "unknown");
+	return -1;
+}
+
+/* The body of a POST as a plain frame stream: content type checked and
+ * deflate undone. *plain points into req or into inflated (released by the
+ * caller). */
+static int post_body(const struct http_request *req,
+		     struct http_response *resp, struct buf *inflated,
+		     const uint8_t **plain, size_t *len)
+{
+	const char *ct = http_request_header(req, "Content-Type");
+	const char *ce = http_request_header(req, "Content-Encoding");
+
+	if (!ct || strcmp(ct, API_CONTENT_TYPE) != 0) {
+		fail(resp, 415, "send frame streams as %s", API_CONTENT_TYPE);
+		return -1;
+	}
+	*plain = req->body;
+	*len = req->body_len;
+	if (!ce || strcmp(ce, "identity") == 0)
+		return 0;
+	if (strcmp(ce, "deflate") != 0) {
+		fail(resp, 415, "unsupported Content-Encoding; use deflate");
+		return -1;
+	}
+	switch (zbuf_inflate(req->body, req->body_len, inflated)) {
+	case BS_OK:
+		*plain = inflated->data;
+		*len = inflated->len;
+		return 0;
+	case BS_ELIMIT:
+		fail(resp, 413, "the body inflates beyond %u bytes",
+		     API_MAX_BODY);
+		return -1;
+	default:
+		fail(resp, 400, "the deflate body is corrupt");
+		return -1;
+	}
+}
+
+/* ---- transactions ---- */
+
+static int begin(struct api *a, struct http_response *resp)
+{
+	struct err e;
+
+	err_init(&e);
+	if (replica_begin(a->s->r, &e) == 0)
+		return 0;
+	fail(resp, 500, "%s", e.msg);
+	return -1;
+}
+
+static void rollback(struct api *a)
+{
+	struct err e;
+
+	err_init(&e);
+	replica_rollback(a->s->r);
+	srvlog_reload(a->log, &e);
+}
+
+static int commit(struct api *a, struct http_response *resp)
+{
+	struct err e;
+
+	err_init(&e);
+	if (replica_commit(a->s->r, &e) == 0)
+		return 0;
+	rollback(a);
+	fail(resp, 500, "%s", e.msg);
+	return -1;
+}
+
+/* ---- endpoints ---- */
+
+static void get_challenge(struct api *a, struct http_response *resp)
+{
+	uint8_t c[REQUEST_CHALLENGE_BYTES];
+	char hex[2 * REQUEST_CHALLENGE_BYTES + 1];
+	struct err e;
+
+	err_init(&e);
+	if (store_challenge_make(a->s, (int64_t)clock_wall_ms(), c, &e)) {
+		fail(resp, 500, "%s", e.msg);
+		return;
+	}
+	sodium_bin2hex(hex, sizeof hex, c, sizeof c);
+	http_response_set(resp, 200, "text/plain", hex, strlen(hex));
+	http_response_header(resp, "X-BS-Next-Challenge", hex);
+}
+
+static void get_checkpoint(struct api *a, const struct http_request *req,
+			   struct http_response *resp)
+{
+	struct checkpoint cp;
+	struct buf b;
+	struct err e;
+
+	err_init(&e);
+	if (srvlog_checkpoint_get(a->log, -1, &cp, &e)) {
+		fail(resp, 500, "%s", e.msg);
+		return;
+	}
+	buf_init(&b, 4096);
+	frame_stream_begin(&b);
+	put_checkpoint_frame(&b, &cp);
+	send_frames(req, resp, &b);
+	buf_release(&b);
+}
+
+static void get_proof(struct api *a, const struct http_request *req,
+		      struct http_response *resp, int inclusion)
+{
+	uint64_t x, y;
+	struct merkle_path path;
+	struct buf b;
+	struct err e;
+	int rc;
+
+	err_init(&e);
+	if (arg_u64(req, inclusion ? "index" : "old", UINT64_MAX, &x) ||
+	    arg_u64(req, inclusion ? "size" : "new", UINT64_MAX, &y) ||
+	    x == UINT64_MAX || y == UINT64_MAX) {
+		fail(resp, 400, "give %s as decimal numbers",
+		     inclusion ? "index and size" : "old and new");
+		return;
+	}
+	rc = inclusion ? srvlog_inclusion(a->log, x, y, &path, &e)
+		       : srvlog_consistency(a->log, x, y, &path, &e);
+	if (rc) {
+		fail(resp, 400, "%s", e.msg);
+		return;
+	}
+	buf_init(&b, 8192);
+	frame_stream_begin(&b);
+	put_proof_frame(&b, inclusion ? PROOF_INCLUSION : PROOF_CONSISTENCY, x,
+			y, &path);
+	send_frames(req, resp, &b);
+	buf_release(&b);
+}
+
+static void count_outcome(struct api *a, const struct ingest_outcome *o)
+{
+	if (o->status == VERDICT_ACCEPTED)
+		atomic_fetch_add(&a->accepted, 1);
+	else if (o->status == VERDICT_DUPLICATE)
+		atomic_fetch_add(&a->duplicate, 1);
+	else
+		atomic_fetch_add(&a->refused, 1);
+}
+
+/* Encodes one verdict (with a receipt against cp when logged). */
+static int put_verdict(struct api *a, struct buf *b,
+		       const struct ingest_outcome *o,
+		       const struct checkpoint *cp)
+{
+	struct verdict v;
+	struct receipt rc;
+	struct buf rb, vb;
+	int ok = -1;
+
+	memset(&v, 0, sizeof v);
+	v.status = o->status;
+	memcpy(v.changeset_id, o->id, HASH_BYTES);
+	snprintf(v.reason, sizeof v.reason, "%s", o->reason);
+	buf_init(&rb, RECEIPT_SIGNED_MAX);
+	buf_init(&vb, RECEIPT_SIGNED_MAX + 512);
+	if (o->logged) {
+		memset(&rc, 0, sizeof rc);
+		memcpy(rc.changeset_id, o->id, HASH_BYTES);
+		rc.index = o->index;
+		rc.checkpoint = *cp;
+		if (receipt_sign(&rc, a->s->key->sk, &rb) != BS_OK)
+			goto cleanup;
+		v.receipt = rb.data;
+		v.receipt_len = rb.len;
+	}
+	if (verdict_encode(&v, &vb) != BS_OK)
+		goto cleanup;
+	frame_put(b, FRAME_VERDICT, vb.data, vb.len);
+	ok = 0;
+cleanup:
+	buf_release(&rb);
+	buf_release(&vb);
+	return ok;
+}
+
+static int read_push(struct api *a, const uint8_t *body, size_t len,
+		     struct ingest_outcome *outs, size_t *n,
+		     struct http_response *resp)
+{
+	struct frame_reader fr;
+	struct frame f;
+	size_t used, off = 0;
+	enum bs_status st = BS_OK;
+	struct err e;
+	int rc = -1;
+
+	*n = 0;
+	err_init(&e);
+	frame_reader_init(&fr, CHANGESET_MAX_ENCODED);
+	while (off < len || frame_reader_next(&fr, &f)) {
+		if (frame_reader_next(&fr, &f)) {
+			if (f.type != FRAME_CHANGESET) {
+				fail(resp, 400, "a push carries only change "
+				     "set frames");
+				goto cleanup;
+			}
+			if (*n == API_MAX_PUSH) {
+				fail(resp, 413, "at most %d change sets per push",
+				     API_MAX_PUSH);
+				goto cleanup;
+			}
+			if (ingest_changeset(a->ingest, f.payload, f.len,
+					     (int64_t)clock_wall_ms(), &outs[*n],
+					     &e)) {
+				fail(resp, 500, "%s", e.msg);
+				goto cleanup;
+			}
+			(*n)++;
+			continue;
+		}
+		st = frame_reader_feed(&fr, body + off, len - off, &used);
+		if (st)
+			break;
+		off += used;
+	}
+	if (st == BS_OK)
+		st = frame_reader_finish(&fr);
+	if (st) {
+		fail(resp, 400, "malformed push body: %s", bs_status_str(st));
+		goto cleanup;
+	}
+	rc = 0;
+cleanup:
+	frame_reader_release(&fr);
+	return rc;
+}
+
+static void post_push(struct api *a, const struct http_request *req,
+		      struct http_response *resp, struct caller *who)
+{
+	struct ingest_outcome *outs = NULL;
+	struct checkpoint cp;
+	struct buf inflated, b;
+	const uint8_t *body;
+	size_t len, n = 0, i;
+	struct err e;
+
+	err_init(&e);
+	buf_init(&inflated, API_MAX_BODY);
+	buf_init(&b, API_MAX_BODY);
+	if (role_allowed(who, resp, 1, 1, 0) ||
+	    post_body(req, resp, &inflated, &body, &len))
+		goto cleanup;
+	outs = mem_calloc(API_MAX_PUSH, sizeof *outs);
+	if (!outs) {
+		fail(resp, 500, "out of memory");
+		goto cleanup;
+	}
+	if (begin(a, resp))
+		goto cleanup;
+	if (read_push(a, body, len, outs, &n, resp) ||
+	    srvlog_checkpoint(a->log, (int64_t)clock_wall_ms(), &cp, &e)) {
+		if (e.kind)
+			fail(resp, 500, "%s", e.msg);
+		rollback(a);
+		goto cleanup;
+	}
+	if (commit(a, resp))
+		goto cleanup;
+	frame_stream_begin(&b);
+	for (i = 0; i < n; i++) {
+		count_outcome(a, &outs[i]);
+		if (put_verdict(a, &b, &outs[i], &cp)) {
+			fail(resp, 500, "cannot sign a receipt");
+			goto cleanup;
+		}
+	}
+	put_checkpoint_frame(&b, &cp);
+	send_frames(req, resp, &b);
+cleanup:
+	mem_free(outs);
+	buf_release(&inflated);
+	buf_release(&b);
+}
+
+/* Appends the entries `who` may see from `after` on, each with its
+ * inclusion proof in cp; *next gets the cursor. */
+static int put_visible(struct api *a, struct buf *b, const struct caller *who,
+		       uint64_t after, uint64_t limit,
+		       const struct checkpoint *cp, int with_proofs,
+		       uint64_t *next, struct err *e)
+{
+	sqlite3_stmt *st = NULL;
+	int all = who->dev.role != ROLE_BRANCH, rc = -1, step;
+	uint64_t count = 0, bytes = 0;
+
+	*next = cp->size;
+	if (sqlite3_prepare_v2(a->s->r->db, all
+			       ? "SELECT idx, entry FROM srv_log WHERE idx >= ?1"
+				 " AND idx < ?2 ORDER BY idx"
+			       : "SELECT idx, entry FROM srv_log WHERE idx >= ?1"
+				 " AND idx < ?2 AND (kind != 1 OR (verdict = 0"
+				 " AND scope IN (?3, 'district')) OR author = ?4)"
+				 " ORDER BY idx", -1, &st, NULL) != SQLITE_OK) {
+		err_set(e, ERR_INVALID, "database error: %s",
+			sqlite3_errmsg(a->s->r->db));
+		return -1;
+	}
+	sqlite3_bind_int64(st, 1, (int64_t)after);
+	sqlite3_bind_int64(st, 2, (int64_t)cp->size);
+	if (!all) {
+		sqlite3_bind_text(st, 3, who->dev.scope, -1, SQLITE_STATIC);
+		sqlite3_bind_blob(st, 4, who->key, SIGN_PUBLIC_BYTES,
+				  SQLITE_STATIC);
+	}
+	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+		uint64_t idx = (uint64_t)sqlite3_column_int64(st, 0);
+		size_t n = (size_t)sqlite3_column_bytes(st, 1);
+		struct merkle_path path;
+
+		if (count == limit || (count > 0 && bytes + n > API_PAGE_BYTES)) {
+			*next = idx;
+			break;
+		}
+		put_entry_frame(b, idx, sqlite3_column_blob(st, 1), n);
+		if (with_proofs) {
+			if (srvlog_inclusion(a->log, idx, cp->size, &path, e))
+				goto cleanup;
+			put_proof_frame(b, PROOF_INCLUSION, idx, cp->size, &path);
+		}
+		count++;
+		bytes += n;
+	}
+	if (step != SQLITE_ROW && step != SQLITE_DONE) {
+		err_set(e, ERR_INVALID, "database error: %s",
+			sqlite3_errmsg(a->s->r->db));
+		goto cleanup;
+	}
+	rc = b->status ? -1 : 0;
+	if (rc)
+		err_set(e, ERR_INVALID, "the page is too large");
+cleanup:
+	sqlite3_finalize(st);
+	return rc;
+}
+
+static void put_cursor(struct buf *b, uint64_t next)
+{
+	uint8_t v[WIRE_VARINT_MAX];
+
+	frame_put(b, FRAME_CURSOR, v, wire_varint_encode(next, v));
+}
+
+static void get_pull(struct api *a, const struct http_request *req,
+		     struct http_response *resp, struct caller *who, int log)
+{
+	uint64_t after, known, limit, next;
+	struct checkpoint cp;
+	struct merkle_path path;
+	struct buf b;
+	struct err e;
+
+	err_init(&e);
+	buf_init(&b, 64u << 20);
+	if (log && role_allowed(who, resp, 0, 1, 1))
+		goto cleanup;
+	if (arg_u64(req, "after", 0, &after) || arg_u64(req, "known", 0, &known) ||
+	    arg_u64(req, "limit", API_PULL_DEFAULT, &limit) || limit == 0) {
+		fail(resp, 400, "after, known and limit must be decimal numbers");
+		goto cleanup;
+	}
+	if (limit > API_PULL_MAX)
+		limit = API_PULL_MAX;
+	if (srvlog_checkpoint_get(a->log, -1, &cp, &e)) {
+		fail(resp, 500, "%s", e.msg);
+		goto cleanup;
+	}
+	if (known > cp.size) {
+		fail(resp, 409, "this device has seen a log of %" PRIu64
+		     " entries but the server has %" PRIu64, known, cp.size);
+		goto cleanup;
+	}
+	frame_stream_begin(&b);
+	put_checkpoint_frame(&b, &cp);
+	if (!log && known > 0 && known < cp.size) {
+		if (srvlog_consistency(a->log, known, cp.size, &path, &e)) {
+			fail(resp, 500, "%s", e.msg);
+			goto cleanup;
+		}
+		put_proof_frame(&b, PROOF_CONSISTENCY, known, cp.size, &path);
+	}
+	if (put_visible(a, &b, who, after, limit, &cp, !log, &next, &e)) {
+		fail(resp, 500, "%s", e.msg);
+		goto cleanup;
+	}
+	put_cursor(&b, next);
+	send_frames(req, resp, &b);
+cleanup:
+	buf_release(&b);
+}
+
+/* META payload of an enroll request: blob(token) || blob(name). */
+static int parse_enroll_body(const uint8_t *body, size_t len, char *token,
+			     char *name)
+{
+	struct frame_reader fr;
+	struct frame f;
+	struct wire_reader r;
+	const uint8_t *p;
+	size_t used, n, off = 0;
+	int got = 0, rc = -1;
+
+	frame_reader_init(&fr, 1024);
+	while (off < len) {
+		if (frame_reader_feed(&fr, body + off, len - off, &used))
+			goto cleanup;
+		off += used;
+		if (frame_reader_next(&fr, &f)) {
+			if (got++ || f.type != FRAME_META)
+				goto cleanup;
+			wire_reader_init(&r, f.payload, f.len);
+			if (wire_get_blob(&r, 64, &p, &n) || n != 64)
+				goto cleanup;
+			memcpy(token, p, 64);
+			token[64] = '\0';
+			if (wire_get_blob(&r, ENROLLMENT_NAME_MAX, &p, &n) ||
+			    wire_expect_end(&r))
+				goto cleanup;
+			memcpy(name, p, n);
+			name[n] = '\0';
+		}
+	}
+	rc = (got == 1 && frame_reader_finish(&fr) == BS_OK) ? 0 : -1;
+cleanup:
+	frame_reader_release(&fr);
+	return rc;
+}
+
+static void post_enroll(struct api *a, const struct http_request *req,
+			struct http_response *resp, struct caller *who)
+{
+	char token[65], name[ENROLLMENT_NAME_MAX + 1], scope[ENROLLMENT_SCOPE_MAX + 1];
+	enum enrollment_role role;
+	struct buf inflated, b, entry, meta;
+	const uint8_t *body;
+	uint8_t *signed_en = NULL;
+	size_t len, en_len = 0;
+	uint64_t index;
+	struct checkpoint cp;
+	struct merkle_path path;
+	struct store_device known;
+	struct err e;
+	int found;
+
+	err_init(&e);
+	buf_init(&inflated, API_MAX_BODY);
+	buf_init(&b, 1 << 20);
+	buf_init(&entry, LOGENTRY_MAX);
+	buf_init(&meta, 512);
+	if (post_body(req, resp, &inflated, &body, &len))
+		goto cleanup;
+	if (parse_enroll_body(body, len, token, name)) {
+		fail(resp, 400, "an enroll body is one META frame with the token "
+		     "and the device name");
+		goto cleanup;
+	}
+	found = store_device_get(a->s, who->key, &known, &e);
+	if (found) {
+		fail(resp, found < 0 ? 500 : 409, "%s", found < 0 ? e.msg
+		     : "this device is already enrolled");
+		goto cleanup;
+	}
+	if (begin(a, resp))
+		goto cleanup;
+	/* the token is spent in its own commit: a failure later must not
+	 * make it reusable */
+	if (store_token_use(a->s, token, (int64_t)clock_wall_ms(), who->key,
+			    &role, scope, &e)) {
+		commit(a, resp);
+		fail(resp, 403, "%s", e.msg);
+		goto cleanup;
+	}
+	if (ingest_enroll(a->ingest, who->key, role, scope, name,
+			  (int64_t)clock_wall_ms(), &signed_en, &en_len, &index,
+			  &e) ||
+	    srvlog_checkpoint(a->log, (int64_t)clock_wall_ms(), &cp, &e) ||
+	    srvlog_entry(a->log, index, &entry, &e) ||
+	    srvlog_inclusion(a->log, index, cp.size, &path, &e)) {
+		rollback(a);
+		fail(resp, 500, "%s", e.msg);
+		goto cleanup;
+	}
+	if (commit(a, resp))
+		goto cleanup;
+	buf_append(&meta, a->s->pk, SIGN_PUBLIC_BYTES);
+	wire_put_blob(&meta, a->s->origin, strlen(a->s->origin));
+	frame_stream_begin(&b);
+	frame_put(&b, FRAME_ENROLLMENT, signed_en, en_len);
+	frame_put(&b, FRAME_META, meta.data, meta.len);
+	put_entry_frame(&b, index, entry.data, entry.len);
+	put_checkpoint_frame(&b, &cp);
+	put_proof_frame(&b, PROOF_INCLUSION, index, cp.size, &path);
+	send_frames(req, resp, &b);
+cleanup:
+	mem_free(signed_en);
+	buf_release(&inflated);
+	buf_release(&b);
+	buf_release(&entry);
+	buf_release(&meta);
+}
+
+static void get_digest(struct api *a, const struct http_request *req,
+		       struct http_response *resp, struct caller *who)
+{
+	struct statedigest sd;
+	struct checkpoint cp;
+	struct buf b;
+	struct err e;
+
+	err_init(&e);
+	buf_init(&b, 8192);
+	if (role_allowed(who, resp, 0, 1, 1))
+		goto cleanup;
+	memset(&sd, 0, sizeof sd);
+	snprintf(sd.origin, sizeof sd.origin, "%s", a->s->origin);
+	sd.log_size = srvlog_size(a->log);
+	sd.time_ms = clock_wall_ms();
+	if (digest_compute(a->s->r->db, sd.digest, &e) ||
+	    srvlog_checkpoint_get(a->log, -1, &cp, &e)) {
+		fail(resp, 500, "%s", e.msg);
+		goto cleanup;
+	}
+	frame_stream_begin(&b);
+	{
+		struct buf sb;
+
+		buf_init(&sb, STATEDIGEST_SIGNED_MAX);
+		if (statedigest_sign(&sd, a->s->key->sk, &sb) == BS_OK)
+			frame_put(&b, FRAME_DIGEST, sb.data, sb.len);
+		else
+			b.status = BS_EINVALID;
+		buf_release(&sb);
+	}
+	put_checkpoint_frame(&b, &cp);
+	send_frames(req, resp, &b);
+cleanup:
+	buf_release(&b);
+}
+
+static void get_devices(struct api *a, struct http_response *resp,
+			struct caller *who)
+{
+	struct buf b;
+	struct err e;
+
+	err_init(&e);
+	buf_init(&b, 16u << 20);
+	if (role_allowed(who, resp, 0, 1, 1))
+		goto cleanup;
+	if (devices_json(a->s, &b, &e)) {
+		fail(resp, 500, "%s", e.msg);
+		goto cleanup;
+	}
+	http_response_set(resp, 200, "application/json", b.data, b.len);
+cleanup:
+	buf_release(&b);
+}
+
+static void get_metrics(struct api *a, struct http_response *resp)
+{
+	struct http_stats hs;
+	char text[2048];
+	int n;
+
+	memset(&hs, 0, sizeof hs);
+	if (a->http)
+		http_server_stats(a->http, &hs);
+	n = snprintf(text, sizeof text,
+		"# HELP branchsync_http_requests_total Requests answered.\n"
+		"# TYPE branchsync_http_requests_total counter\n"
+		"branchsync_http_requests_total %" PRIu64 "\n"
+		"# TYPE branchsync_http_responses_total counter\n"
+		"branchsync_http_responses_total{class=\"2xx\"} %" PRIu64 "\n"
+		"branchsync_http_responses_total{class=\"4xx\"} %" PRIu64 "\n"
+		"branchsync_http_responses_total{class=\"5xx\"} %" PRIu64 "\n"
+		"# TYPE branchsync_http_bytes_received_total counter\n"
+		"branchsync_http_bytes_received_total %" PRIu64 "\n"
+		"# TYPE branchsync_http_bytes_sent_total counter\n"
+		"branchsync_http_bytes_sent_total %" PRIu64 "\n"
+		"# HELP branchsync_changesets_total Pushed change sets by verdict.\n"
+		"# TYPE branchsync_changesets_total counter\n"
+		"branchsync_changesets_total{verdict=\"accepted\"} %" PRIu64 "\n"
+		"branchsync_changesets_total{verdict=\"duplicate\"} %" PRIu64 "\n"
+		"branchsync_changesets_total{verdict=\"refused\"} %" PRIu64 "\n"
+		"# HELP branchsync_log_entries Entries in the log.\n"
+		"# TYPE branchsync_log_entries gauge\n"
+		"branchsync_log_entries %" PRIu64 "\n",
+		hs.requests, hs.status_2xx, hs.status_4xx, hs.status_5xx,
+		hs.bytes_in, hs.bytes_out, (uint64_t)atomic_load(&a->accepted),
+		(uint64_t)atomic_load(&a->duplicate),
+		(uint64_t)atomic_load(&a->refused), srvlog_size(a->log));
+	http_response_set(resp, 200, "text/plain; version=0.0.4", text,
+			  (size_t)n);
+}
+
+/* Authenticated endpoints: one table so the checks cannot be forgotten. */
+static void route_signed(struct api *a, const struct http_request *req,
+			 struct http_response *resp)
+{
+	struct caller who;
+	int post = strcmp(req->method, "POST") == 0;
+	int enroll = strcmp(req->path, "/v1/enroll") == 0;
+
+	memset(&who, 0, sizeof who);
+	if (authenticate(a, req, resp, !enroll, &who) == 0) {
+		if (enroll && post)
+			post_enroll(a, req, resp, &who);
+		else if (strcmp(req->path, "/v1/push") == 0 && post)
+			post_push(a, req, resp, &who);
+		else if (strcmp(req->path, "/v1/pull") == 0 && !post)
+			get_pull(a, req, resp, &who, 0);
+		else if (strcmp(req->path, "/v1/log") == 0 && !post)
+			get_pull(a, req, resp, &who, 1);
+		else if (strcmp(req->path, "/v1/digest") == 0 && !post)
+			get_digest(a, req, resp, &who);
+		else if (strcmp(req->path, "/v1/devices") == 0 && !post)
+			get_devices(a, resp, &who);
+		else
+			fail(resp, 405, "%s is not allowed on %s", req->method,
+			     req->path);
+	}
+	next_challenge(a, resp);
+}
+
+static int is_signed_path(const char *p)
+{
+	static const char *const paths[] = {"/v1/enroll", "/v1/push",
+		"/v1/pull", "/v1/log", "/v1/digest", "/v1/devices"};
+	size_t i;
+
+	for (i = 0; i < sizeof paths / sizeof paths[0]; i++)
+		if (strcmp(p, paths[i]) == 0)
+			return 1;
+	return 0;
+}
+
+void api_handle(void *ctx, const struct http_request *req,
+		struct http_response *resp)
+{
+	struct api *a = ctx;
+	int get = strcmp(req->method, "GET") == 0 ||
+		  strcmp(req->method, "HEAD") == 0;
+
+	pthread_mutex_lock(&a->lock);
+	if (is_signed_path(req->path))
+		route_signed(a, req, resp);
+	else if (!get && (strcmp(req->path, "/healthz") == 0 ||
+			  strncmp(req->path, "/v1/", 4) == 0 ||
+			  strcmp(req->path, "/metrics") == 0))
+		fail(resp, 405, "%s is not allowed on %s", req->method,
+		     req->path);
+	else if (strcmp(req->path, "/healthz") == 0)
+		http_response_set(resp, 200, "text/plain", "ok\n", 3);
+	else if (strcmp(req->path, "/metrics") == 0)
+		get_metrics(a, resp);
+	else if (strcmp(req->path, "/v1/challenge") == 0)
+		get_challenge(a, resp);
+	else if (strcmp(req->path, "/v1/checkpoint") == 0)
+		get_checkpoint(a, req, resp);
+	else if (strcmp(req->path, "/v1/consistency") == 0)
+		get_proof(a, req, resp, 0);
+	else if (strcmp(req->path, "/v1/inclusion") == 0)
+		get_proof(a, req, resp, 1);
+	else
+		fail(resp, 404, "no such endpoint: %s", req->path);
+	pthread_mutex_unlock(&a->lock);
+}
