@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "capture.h"
-#include "cli.h"
+#include "commands.h"
 #include "csv.h"
 #include "fsutil.h"
 #include "identity.h"

@@ -9,7 +9,7 @@
 
 #include <sodium.h>
 
-#include "cli.h"
+#include "commands.h"
 #include "keystore.h"
 #include "mem.h"
 #include "passphrase.h"

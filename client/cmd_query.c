@@ -11,7 +11,7 @@
 
 #include <sqlite3.h>
 
-#include "cli.h"
+#include "commands.h"
 
 enum query_format { QUERY_TEXT, QUERY_JSON, QUERY_CSV };
 

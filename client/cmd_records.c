@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "capture.h"
-#include "cli.h"
+#include "commands.h"
 #include "identity.h"
 #include "mem.h"
 #include "merge.h"

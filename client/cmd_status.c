@@ -7,7 +7,7 @@
 
 #include <sqlite3.h>
 
-#include "cli.h"
+#include "commands.h"
 #include "hlc.h"
 #include "identity.h"
 #include "mem.h"

@@ -4,7 +4,9 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "cli.h"
+#include <stdlib.h>
+
+#include "commands.h"
 #include "config.h"
 #include "sign.h"
 
@@ -72,4 +74,20 @@ int main(int argc, char **argv)
 	fprintf(stderr, "branchsync: unknown command '%.40s'; run 'branchsync "
 		"--help' for the list\n", name);
 	return 1;
+}
+
+int cli_db_path(const struct cli_command *cmd, const char *opt,
+		const char **path, struct err *e)
+{
+	const char *env = getenv("BRANCHSYNC_DB");
+
+	*path = NULL;
+	if (opt && *opt)
+		*path = opt;
+	else if (!opt && env && *env)
+		*path = env;
+	if (*path)
+		return 0;
+	return cli_usage(cmd, e, "no replica given; use --db FILE or set "
+			 "BRANCHSYNC_DB");
 }

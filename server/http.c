@@ -821,15 +821,14 @@ const char *http_request_header(const struct http_request *r,
 
 const char *http_request_arg(const struct http_request *r, const char *name)
 {
-	const char *v = MHD_lookup_connection_value(
-		r->conn_internal, MHD_GET_ARGUMENT_KIND, name);
+	const char *v = NULL;
 
-	/* libmicrohttpd gives NULL for a bare "?name": present, no value */
-	if (!v && MHD_lookup_connection_value_exists(
-			  r->conn_internal, MHD_GET_ARGUMENT_KIND, name) ==
-			  MHD_YES)
-		return "";
-	return v;
+	/* a bare "?name" is present with a NULL value: report it as "" */
+	if (MHD_lookup_connection_value_n(r->conn_internal,
+					  MHD_GET_ARGUMENT_KIND, name,
+					  strlen(name), &v, NULL) != MHD_YES)
+		return NULL;
+	return v ? v : "";
 }
 
 enum bs_status http_response_set(struct http_response *resp, int status,

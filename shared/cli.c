@@ -1,7 +1,9 @@
 /* cli.c - option parsing, error reporting and output encoders shared by the
- * branchsync commands (see cli.h). Not for command logic. */
+ * commands of branchsync and branchsyncd (see cli.h). Not for command logic. */
+#define _GNU_SOURCE /* program_invocation_short_name */
 #include "cli.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,7 +30,8 @@ int cli_usage(const struct cli_command *cmd, struct err *e, const char *fmt,
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof msg, fmt, ap);
 	va_end(ap);
-	err_set(e, ERR_USAGE, "%s; see 'branchsync %s --help'", msg,
+	err_set(e, ERR_USAGE, "%s; see '%s %s --help'", msg,
+		program_invocation_short_name,
 		cmd->name);
 	return -1;
 }
@@ -111,25 +114,9 @@ int cli_parse(const struct cli_command *cmd, int argc, char **argv,
 	return 0;
 }
 
-int cli_db_path(const struct cli_command *cmd, const char *opt,
-		const char **path, struct err *e)
-{
-	const char *env = getenv("BRANCHSYNC_DB");
-
-	*path = NULL;
-	if (opt && *opt)
-		*path = opt;
-	else if (!opt && env && *env)
-		*path = env;
-	if (*path)
-		return 0;
-	return cli_usage(cmd, e, "no replica given; use --db FILE or set "
-			 "BRANCHSYNC_DB");
-}
-
 int cli_fail(const struct err *e)
 {
-	fprintf(stderr, "branchsync: %s\n",
+	fprintf(stderr, "%s: %s\n", program_invocation_short_name,
 		e->msg[0] ? e->msg : "failed for an unknown reason");
 	return e->kind == ERR_OK ? ERR_INVALID : (int)e->kind;
 }
@@ -138,7 +125,7 @@ void cli_warn(const char *fmt, ...)
 {
 	va_list ap;
 
-	fputs("branchsync: warning: ", stderr);
+	fprintf(stderr, "%s: warning: ", program_invocation_short_name);
 	va_start(ap, fmt);
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);

@@ -1,4 +1,4 @@
-/* cli.h - what every branchsync command shares: the command table, option
+/* cli.h - what every command of branchsync and branchsyncd shares: the command table, option
  * parsing, errors and exit codes, and writers for the machine formats (JSON
  * strings, CSV fields, hex). Not for any one command's logic, which lives in
  * cmd_*.c. Output contracts: docs/CLI.md. */
@@ -19,16 +19,6 @@ struct cli_command {
 	/* argv[0] is the command name; returns the exit code. */
 	int (*run)(const struct cli_command *cmd, int argc, char **argv);
 };
-
-/* The commands of this build, in the order --help lists them. */
-extern const struct cli_command cmd_init;
-extern const struct cli_command cmd_records_put;
-extern const struct cli_command cmd_records_get;
-extern const struct cli_command cmd_records_delete;
-extern const struct cli_command cmd_query;
-extern const struct cli_command cmd_import_csv;
-extern const struct cli_command cmd_status;
-extern const struct cli_command cmd_status_conflicts;
 
 /* An option a command accepts: either `value` (the option takes a value,
  * given as "--opt VALUE" or "--opt=VALUE") or `flag` (set to 1). A list of
@@ -55,15 +45,10 @@ int cli_wants_help(int argc, char **argv);
 int cli_usage(const struct cli_command *cmd, struct err *e, const char *fmt,
 	      ...) __attribute__((format(printf, 3, 4)));
 
-/* The replica path: `opt` (from --db) or else $BRANCHSYNC_DB. Fails with
- * ERR_USAGE when neither is set. */
-int cli_db_path(const struct cli_command *cmd, const char *opt,
-		const char **path /* OUT */, struct err *e);
-
-/* Prints "branchsync: MSG" on stderr and returns e->kind, the exit code. */
+/* Prints "PROGRAM: MSG" on stderr (PROGRAM: branchsync or branchsyncd) and returns e->kind, the exit code. */
 int cli_fail(const struct err *e);
 
-/* Prints "branchsync: warning: ..." on stderr. */
+/* Prints "PROGRAM: warning: ..." on stderr. */
 void cli_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* Flushes stdout; a write error (full disk, closed pipe) becomes ERR_INVALID
