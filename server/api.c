@@ -957,11 +957,17 @@ void api_handle(void *ctx, const struct http_request *req,
 		struct http_response *resp)
 {
 	struct api *a = ctx;
+	struct err e;
 	int get = strcmp(req->method, "GET") == 0 ||
 		  strcmp(req->method, "HEAD") == 0;
 
 	pthread_mutex_lock(&a->lock);
-	if (is_signed_path(req->path))
+	/* admin commands (revoke, branch add) may have appended to the log
+	 * from another process since the last request */
+	err_init(&e);
+	if (srvlog_reload(a->log, &e))
+		fail(resp, 500, "%s", e.msg);
+	else if (is_signed_path(req->path))
 		route_signed(a, req, resp);
 	else if (!get && (strcmp(req->path, "/healthz") == 0 ||
 			  strncmp(req->path, "/v1/", 4) == 0 ||

@@ -10,6 +10,7 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -300,7 +301,7 @@ static enum MHD_Result http_dispatch(struct MHD_Connection *conn,
 static enum MHD_Result http_begin(struct MHD_Connection *conn,
 				  struct http_req *rq, const char *method)
 {
-	const char *cl;
+	const char *cl, *te;
 	size_t path_len;
 
 	rq->method = method;
@@ -323,10 +324,22 @@ static enum MHD_Result http_begin(struct MHD_Connection *conn,
 		return http_answer_static(conn, rq, MHD_HTTP_BAD_REQUEST,
 					  "bad request path\n");
 	}
-	/* Answering now, before the body, makes libmicrohttpd skip the
-	 * "100 Continue", not read the body and close afterwards. */
+	/* Both framings at once is how requests are smuggled past proxies;
+	 * a coding other than chunked would be read to the end of the
+	 * connection by libmicrohttpd. */
 	cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
 					 MHD_HTTP_HEADER_CONTENT_LENGTH);
+	te = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+					 MHD_HTTP_HEADER_TRANSFER_ENCODING);
+	if (te && cl)
+		return http_answer_static(conn, rq, MHD_HTTP_BAD_REQUEST,
+					  "both Content-Length and "
+					  "Transfer-Encoding\n");
+	if (te && strcasecmp(te, "chunked") != 0)
+		return http_answer_static(conn, rq, MHD_HTTP_NOT_IMPLEMENTED,
+					  "transfer coding not supported\n");
+	/* Answering now, before the body, makes libmicrohttpd skip the
+	 * "100 Continue", not read the body and close afterwards. */
 	if (cl && http_length_over(cl, rq->srv->max_body))
 		return http_answer_static(conn, rq,
 					  MHD_HTTP_CONTENT_TOO_LARGE,
@@ -522,9 +535,9 @@ static void http_completed(void *cls, struct MHD_Connection *conn,
 	atomic_fetch_add(&s->requests, 1);
 	atomic_fetch_add(&s->bytes_in, rq->bytes_in);
 	atomic_fetch_add(&s->bytes_out, rq->bytes_out);
-	if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK || !status)
+	if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK)
 		atomic_fetch_add(&s->closed, 1);
-	else if (status >= 200 && status < 300)
+	if (status >= 200 && status < 300)
 		atomic_fetch_add(&s->status_2xx, 1);
 	else if (status >= 400 && status < 500)
 		atomic_fetch_add(&s->status_4xx, 1);
@@ -741,11 +754,12 @@ int http_server_start(const struct http_options *o, http_handler_fn h,
 	}
 	opts[nopt++] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
 
+	/* the logger goes first, or libmicrohttpd complains about it */
 	s->daemon = MHD_start_daemon(
-		flags, o->port, NULL, NULL, http_access, s, MHD_OPTION_ARRAY,
+		flags, o->port, NULL, NULL, http_access, s,
+		MHD_OPTION_EXTERNAL_LOGGER, http_mhd_log, s, MHD_OPTION_ARRAY,
 		opts, MHD_OPTION_URI_LOG_CALLBACK, http_uri_log, s,
-		MHD_OPTION_NOTIFY_COMPLETED, http_completed, s,
-		MHD_OPTION_EXTERNAL_LOGGER, http_mhd_log, s, MHD_OPTION_END);
+		MHD_OPTION_NOTIFY_COMPLETED, http_completed, s, MHD_OPTION_END);
 	if (!s->daemon) {
 		err_set(e, ERR_INVALID,
 			"cannot listen on %s port %u: address in use, not "
@@ -863,6 +877,9 @@ enum bs_status http_response_header(struct http_response *resp,
 	struct http_header *h;
 	size_t n = strlen(value);
 
+	if (!name || !*name || strpbrk(name, " \t\r\n:") || !n ||
+	    strpbrk(value, "\r\n"))
+		return BS_EINVALID;
 	if (resp->nheaders >= HTTP_HEADERS_MAX || n >= sizeof h->value)
 		return BS_ELIMIT;
 	h = &resp->headers[resp->nheaders++];

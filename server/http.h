@@ -51,7 +51,7 @@ const char *http_request_arg(const struct http_request *r, const char *name);
 
 struct http_header {
 	const char *name;       /* must outlive the handler call (a literal) */
-	char value[HTTP_HEADER_VALUE_MAX];
+	char value[HTTP_HEADER_VALUE_MAX]; /* NUL-terminated, not empty */
 };
 
 /* What the handler fills in. The layer hands the handler a zeroed struct.
@@ -75,9 +75,10 @@ struct http_response {
 enum bs_status http_response_set(struct http_response *resp, int status,
 				 const char *content_type, const void *p,
 				 size_t n);
-/* Adds an extra header. Returns BS_OK, or BS_ELIMIT when all
- * HTTP_HEADERS_MAX slots are taken or the value does not fit (the response
- * is left unchanged). */
+/* Adds an extra header. Returns BS_OK; BS_EINVALID for an empty name or
+ * value, a name with space, tab, ':', CR or LF, or a value with CR or LF;
+ * BS_ELIMIT when all HTTP_HEADERS_MAX slots are taken or the value does not
+ * fit. On failure the response is left unchanged. */
 enum bs_status http_response_header(struct http_response *resp,
 				    const char *name, const char *value);
 
@@ -130,10 +131,14 @@ uint16_t http_server_port(const struct http_server *s);
 void http_server_stop(struct http_server *s);
 
 /* Counters since start, each read atomically (not a consistent snapshot).
- * A request counts once it ends: answered (by the handler, by the layer or
- * by libmicrohttpd after the request line) or cut off (`closed`: timeout,
- * client gone, body far over the limit, stop). bytes_in is request body
- * bytes received, bytes_out response body bytes queued. */
+ * A request counts in `requests` when it ends, if libmicrohttpd got as far
+ * as its request line. status_* count the answers queued for them (by the
+ * handler, by the layer, or by libmicrohttpd itself, e.g. its 431); `closed`
+ * counts those that did not end normally (timeout, client gone, body far
+ * over the limit, stop, or libmicrohttpd closing after its own error
+ * answer), so one request may count in both. bytes_in is request body bytes
+ * received, bytes_out response body bytes queued by the handler or the
+ * layer (0 for HEAD). */
 struct http_stats {
 	uint64_t requests, bytes_in, bytes_out;
 	uint64_t status_2xx, status_4xx, status_5xx, closed;

@@ -126,7 +126,7 @@ static int check_policy(struct ingest *in, const struct store_device *d,
 	}
 	err_init(&why);
 	if (merge_check(cs, &why))
-		snprintf(reason, n, "%s", why.msg);
+		snprintf(reason, n, "%.250s", why.msg);
 	return 0;
 }
 

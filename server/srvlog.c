@@ -48,8 +48,10 @@ int srvlog_reload(struct srvlog *l, struct err *e)
 		err_set(e, ERR_INVALID, "the log's tree frontier is damaged");
 		goto cleanup;
 	}
-	if (sqlite3_prepare_v2(l->s->r->db, "SELECT count(*) FROM srv_log", -1,
-			       &st, NULL) != SQLITE_OK ||
+	/* max(idx) is one index lookup; count(*) would scan the log */
+	if (sqlite3_prepare_v2(l->s->r->db,
+			       "SELECT coalesce(max(idx) + 1, 0) FROM srv_log",
+			       -1, &st, NULL) != SQLITE_OK ||
 	    sqlite3_step(st) != SQLITE_ROW) {
 		db_error(l, "counting entries", e);
 		goto cleanup;

@@ -44,7 +44,7 @@ static void keys_init(void)
 static const char *kat_text(const char *file)
 {
 	static char *text[3];
-	static const char *names[3];
+	static char *names[3];
 	const char *dir = getenv("BRANCHSYNC_VECTORS");
 	char path[4096];
 	FILE *f;
@@ -68,7 +68,8 @@ static const char *kat_text(const char *file)
 	ck_assert_uint_eq(fread(text[i], 1, (size_t)n, f), (size_t)n);
 	text[i][n] = '\0';
 	fclose(f);
-	names[i] = file;
+	names[i] = strdup(file);
+	ck_assert_ptr_nonnull(names[i]);
 	return text[i];
 }
 
