@@ -13,6 +13,8 @@ extern const struct cli_command cmd_query;
 extern const struct cli_command cmd_import_csv;
 extern const struct cli_command cmd_status;
 extern const struct cli_command cmd_status_conflicts;
+extern const struct cli_command cmd_enroll;
+extern const struct cli_command cmd_sync;
 
 /* The replica path: `opt` (from --db) or else $BRANCHSYNC_DB. Fails with
  * ERR_USAGE when neither is set. */

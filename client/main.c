@@ -19,6 +19,8 @@ static const struct cli_command *const commands[] = {
 	&cmd_import_csv,
 	&cmd_status,
 	&cmd_status_conflicts,
+	&cmd_enroll,
+	&cmd_sync,
 };
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
 

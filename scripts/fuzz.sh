@@ -22,7 +22,7 @@ fi
 ninja -C build-fuzz >/dev/null
 
 for exe in build-fuzz/fuzz/fuzz_*; do
-	[ -x "$exe" ] || continue
+	[ -f "$exe" ] && [ -x "$exe" ] || continue
 	t=${exe##*/fuzz_}
 	corpus=build-fuzz/corpus/$t
 	mkdir -p "$corpus"

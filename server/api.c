@@ -351,8 +351,10 @@ static int begin(struct api *a, struct http_response *resp)
 	struct err e;
 
 	err_init(&e);
-	if (replica_begin(a->s->r, &e) == 0)
+	/* reloaded under the write lock: nobody else can append now */
+	if (replica_begin(a->s->r, &e) == 0 && srvlog_reload(a->log, &e) == 0)
 		return 0;
+	replica_rollback(a->s->r);
 	fail(resp, 500, "%s", e.msg);
 	return -1;
 }

@@ -54,16 +54,16 @@ struct http_server {
 struct http_req {
 	struct http_server *srv;
 	struct timespec start;
-	char *url;           /* raw target, at most HTTP_URL_MAX bytes kept */
-	size_t url_len;      /* its full length as sent */
-	char *path;          /* decoded; NULL until the checks passed */
-	const char *method;  /* libmicrohttpd's, set at the first call */
+	char *url;	    /* raw target, at most HTTP_URL_MAX bytes kept */
+	size_t url_len;	    /* its full length as sent */
+	char *path;	    /* decoded; NULL until the checks passed */
+	const char *method; /* libmicrohttpd's, set at the first call */
 	char client_ip[INET6_ADDRSTRLEN];
 	enum http_phase phase;
 	struct buf body;
-	int refuse_status;   /* 413 or 503 while discarding */
+	int refuse_status; /* 413 or 503 while discarding */
 	size_t discarded;
-	int status;          /* what the layer queued; 0 if nothing */
+	int status; /* what the layer queued; 0 if nothing */
 	uint64_t bytes_in, bytes_out;
 };
 
@@ -166,7 +166,7 @@ static int http_add_common(struct http_server *s, struct MHD_Response *r)
 {
 	if (atomic_load(&s->stopping) &&
 	    MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close") !=
-		    MHD_YES)
+		MHD_YES)
 		return -1;
 	return 0;
 }
@@ -221,8 +221,9 @@ static enum MHD_Result http_answer(struct MHD_Connection *conn,
 	const char *ctype = resp->content_type;
 	size_t i;
 
-	if (resp->status < 200 || resp->status > 599 || resp->nheaders >
-	    HTTP_HEADERS_MAX || (resp->body_len && !resp->body)) {
+	if (resp->status < 200 || resp->status > 599 ||
+	    resp->nheaders > HTTP_HEADERS_MAX ||
+	    (resp->body_len && !resp->body)) {
 		mem_free(resp->body);
 		return http_answer_static(conn, rq, 500,
 					  "internal error: bad response\n");
@@ -234,7 +235,7 @@ static enum MHD_Result http_answer(struct MHD_Connection *conn,
 	}
 	if (resp->body) {
 		r = MHD_create_response_from_buffer_with_free_callback(
-			resp->body_len, resp->body, mem_free);
+		    resp->body_len, resp->body, mem_free);
 		if (!ctype)
 			ctype = "application/octet-stream";
 	} else {
@@ -251,8 +252,7 @@ static enum MHD_Result http_answer(struct MHD_Connection *conn,
 	for (i = 0; i < resp->nheaders; i++) {
 		const struct http_header *h = &resp->headers[i];
 
-		if (!h->name || memchr(h->value, '\0', sizeof h->value) ==
-		    NULL)
+		if (!h->name || memchr(h->value, '\0', sizeof h->value) == NULL)
 			goto refused;
 		if (MHD_add_response_header(r, h->name, h->value) != MHD_YES)
 			goto refused;
@@ -308,8 +308,7 @@ static enum MHD_Result http_begin(struct MHD_Connection *conn,
 	if (strcmp(method, MHD_HTTP_METHOD_GET) &&
 	    strcmp(method, MHD_HTTP_METHOD_HEAD) &&
 	    strcmp(method, MHD_HTTP_METHOD_POST))
-		return http_answer_static(conn, rq,
-					  MHD_HTTP_METHOD_NOT_ALLOWED,
+		return http_answer_static(conn, rq, MHD_HTTP_METHOD_NOT_ALLOWED,
 					  "method not allowed\n");
 	if (rq->url_len > HTTP_URL_MAX)
 		return http_answer_static(conn, rq, MHD_HTTP_URI_TOO_LONG,
@@ -341,8 +340,7 @@ static enum MHD_Result http_begin(struct MHD_Connection *conn,
 	/* Answering now, before the body, makes libmicrohttpd skip the
 	 * "100 Continue", not read the body and close afterwards. */
 	if (cl && http_length_over(cl, rq->srv->max_body))
-		return http_answer_static(conn, rq,
-					  MHD_HTTP_CONTENT_TOO_LARGE,
+		return http_answer_static(conn, rq, MHD_HTTP_CONTENT_TOO_LARGE,
 					  "request body too large\n");
 	rq->phase = HTTP_PHASE_BODY;
 	return MHD_YES;
@@ -375,7 +373,7 @@ static enum MHD_Result http_access(void *cls, struct MHD_Connection *conn,
 		buf_append(&rq->body, upload_data, n);
 		if (rq->body.status) {
 			rq->refuse_status =
-				rq->body.status == BS_ELIMIT ? 413 : 503;
+			    rq->body.status == BS_ELIMIT ? 413 : 503;
 			buf_release(&rq->body);
 			rq->phase = HTTP_PHASE_DISCARD;
 		}
@@ -383,10 +381,10 @@ static enum MHD_Result http_access(void *cls, struct MHD_Connection *conn,
 	case HTTP_PHASE_DISCARD:
 		if (!n)
 			return http_answer_static(
-				conn, rq, rq->refuse_status,
-				rq->refuse_status == 413
-					? "request body too large\n"
-					: "out of memory\n");
+			    conn, rq, rq->refuse_status,
+			    rq->refuse_status == 413
+				? "request body too large\n"
+				: "out of memory\n");
 		*upload_data_size = 0;
 		rq->bytes_in += n;
 		if (n > HTTP_DISCARD_MAX - rq->discarded)
@@ -427,10 +425,10 @@ static void *http_uri_log(void *cls, const char *uri,
 
 		if (sa->sa_family == AF_INET)
 			a = &((const struct sockaddr_in *)(const void *)sa)
-				     ->sin_addr;
+				 ->sin_addr;
 		else if (sa->sa_family == AF_INET6)
 			a = &((const struct sockaddr_in6 *)(const void *)sa)
-				     ->sin6_addr;
+				 ->sin6_addr;
 		if (a && !inet_ntop(sa->sa_family, a, rq->client_ip,
 				    sizeof rq->client_ip))
 			strcpy(rq->client_ip, "-");
@@ -527,7 +525,7 @@ static void http_completed(void *cls, struct MHD_Connection *conn,
 	status = rq->status;
 	if (!status) { /* answered by libmicrohttpd itself, if at all */
 		const union MHD_ConnectionInfo *ci = MHD_get_connection_info(
-			conn, MHD_CONNECTION_INFO_HTTP_STATUS);
+		    conn, MHD_CONNECTION_INFO_HTTP_STATUS);
 
 		if (ci)
 			status = (int)ci->http_status;
@@ -609,8 +607,9 @@ static int http_load_tls(struct http_server *s, const struct http_options *o,
 	if (!o->tls_cert_file && !o->tls_key_file)
 		return 0;
 	if (!o->tls_cert_file || !o->tls_key_file) {
-		err_set(e, ERR_USAGE,
-			"give both a TLS certificate and a TLS key, or neither");
+		err_set(
+		    e, ERR_USAGE,
+		    "give both a TLS certificate and a TLS key, or neither");
 		return -1;
 	}
 	if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES) {
@@ -672,7 +671,8 @@ int http_server_start(const struct http_options *o, http_handler_fn h,
 
 	*out = NULL;
 	if (!o || !h) {
-		err_set(e, ERR_USAGE, "http server needs options and a handler");
+		err_set(e, ERR_USAGE,
+			"http server needs options and a handler");
 		goto cleanup;
 	}
 	if (http_parse_host(o->host, o->port, &ss, &v6)) {
@@ -700,7 +700,7 @@ int http_server_start(const struct http_options *o, http_handler_fn h,
 	s->ctx = ctx;
 	s->max_body = o->max_body ? o->max_body : HTTP_DEFAULT_MAX_BODY;
 	s->stop_grace_s =
-		o->stop_grace_s ? o->stop_grace_s : HTTP_DEFAULT_STOP_GRACE_S;
+	    o->stop_grace_s ? o->stop_grace_s : HTTP_DEFAULT_STOP_GRACE_S;
 	s->quiet = o->quiet;
 	atomic_init(&s->inflight, 0);
 	atomic_init(&s->stopping, 0);
@@ -709,57 +709,55 @@ int http_server_start(const struct http_options *o, http_handler_fn h,
 
 	flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ITC;
 	flags |= MHD_is_feature_supported(MHD_FEATURE_EPOLL) == MHD_YES
-			 ? MHD_USE_EPOLL
-			 : MHD_USE_AUTO;
+		     ? MHD_USE_EPOLL
+		     : MHD_USE_AUTO;
 	if (!o->quiet)
 		flags |= MHD_USE_ERROR_LOG;
 	if (v6) /* "::" serves IPv4 too (mapped addresses) */
 		flags |= IN6_IS_ADDR_UNSPECIFIED(
-				 &((struct sockaddr_in6 *)(void *)&ss)->sin6_addr)
-				 ? MHD_USE_DUAL_STACK
-				 : MHD_USE_IPv6;
+			     &((struct sockaddr_in6 *)(void *)&ss)->sin6_addr)
+			     ? MHD_USE_DUAL_STACK
+			     : MHD_USE_IPv6;
 	if (s->tls_cert)
 		flags |= MHD_USE_TLS;
 
 	opts[nopt++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_LIMIT,
 					       (intptr_t)limit, NULL};
 	opts[nopt++] = (struct MHD_OptionItem){
-		MHD_OPTION_PER_IP_CONNECTION_LIMIT,
-		(intptr_t)(o->per_ip_limit ? o->per_ip_limit
-					   : HTTP_DEFAULT_PER_IP_LIMIT),
-		NULL};
+	    MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+	    (intptr_t)(o->per_ip_limit ? o->per_ip_limit
+				       : HTTP_DEFAULT_PER_IP_LIMIT),
+	    NULL};
 	opts[nopt++] = (struct MHD_OptionItem){
-		MHD_OPTION_CONNECTION_TIMEOUT,
-		(intptr_t)(o->timeout_s ? o->timeout_s
-					: HTTP_DEFAULT_TIMEOUT_S),
-		NULL};
+	    MHD_OPTION_CONNECTION_TIMEOUT,
+	    (intptr_t)(o->timeout_s ? o->timeout_s : HTTP_DEFAULT_TIMEOUT_S),
+	    NULL};
 	opts[nopt++] = (struct MHD_OptionItem){
-		MHD_OPTION_CONNECTION_MEMORY_LIMIT,
-		(intptr_t)(o->connection_memory
-				   ? o->connection_memory
-				   : HTTP_DEFAULT_CONNECTION_MEMORY),
-		NULL};
+	    MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+	    (intptr_t)(o->connection_memory ? o->connection_memory
+					    : HTTP_DEFAULT_CONNECTION_MEMORY),
+	    NULL};
 	opts[nopt++] = (struct MHD_OptionItem){MHD_OPTION_SOCK_ADDR, 0, &ss};
 	/* HTTP/1.1 without Host and spaces in the target are refused. */
 	opts[nopt++] =
-		(struct MHD_OptionItem){MHD_OPTION_STRICT_FOR_CLIENT, 1, NULL};
+	    (struct MHD_OptionItem){MHD_OPTION_STRICT_FOR_CLIENT, 1, NULL};
 	if (threads > 1)
 		opts[nopt++] = (struct MHD_OptionItem){
-			MHD_OPTION_THREAD_POOL_SIZE, (intptr_t)threads, NULL};
+		    MHD_OPTION_THREAD_POOL_SIZE, (intptr_t)threads, NULL};
 	if (s->tls_cert) {
 		opts[nopt++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_KEY,
 						       0, s->tls_key};
 		opts[nopt++] = (struct MHD_OptionItem){
-			MHD_OPTION_HTTPS_MEM_CERT, 0, s->tls_cert};
+		    MHD_OPTION_HTTPS_MEM_CERT, 0, s->tls_cert};
 	}
 	opts[nopt++] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
 
 	/* the logger goes first, or libmicrohttpd complains about it */
 	s->daemon = MHD_start_daemon(
-		flags, o->port, NULL, NULL, http_access, s,
-		MHD_OPTION_EXTERNAL_LOGGER, http_mhd_log, s, MHD_OPTION_ARRAY,
-		opts, MHD_OPTION_URI_LOG_CALLBACK, http_uri_log, s,
-		MHD_OPTION_NOTIFY_COMPLETED, http_completed, s, MHD_OPTION_END);
+	    flags, o->port, NULL, NULL, http_access, s,
+	    MHD_OPTION_EXTERNAL_LOGGER, http_mhd_log, s, MHD_OPTION_ARRAY, opts,
+	    MHD_OPTION_URI_LOG_CALLBACK, http_uri_log, s,
+	    MHD_OPTION_NOTIFY_COMPLETED, http_completed, s, MHD_OPTION_END);
 	if (!s->daemon) {
 		err_set(e, ERR_INVALID,
 			"cannot listen on %s port %u: address in use, not "
@@ -778,7 +776,10 @@ cleanup:
 	return rc;
 }
 
-uint16_t http_server_port(const struct http_server *s) { return s->port; }
+uint16_t http_server_port(const struct http_server *s)
+{
+	return s->port;
+}
 
 static int64_t http_mono_ms(void)
 {
@@ -813,21 +814,18 @@ void http_server_stop(struct http_server *s)
 
 void http_server_stats(const struct http_server *s, struct http_stats *st)
 {
-	struct http_server *m = (struct http_server *)s; /* atomics only */
-
-	st->requests = atomic_load(&m->requests);
-	st->bytes_in = atomic_load(&m->bytes_in);
-	st->bytes_out = atomic_load(&m->bytes_out);
-	st->status_2xx = atomic_load(&m->status_2xx);
-	st->status_4xx = atomic_load(&m->status_4xx);
-	st->status_5xx = atomic_load(&m->status_5xx);
-	st->closed = atomic_load(&m->closed);
+	st->requests = atomic_load(&s->requests);
+	st->bytes_in = atomic_load(&s->bytes_in);
+	st->bytes_out = atomic_load(&s->bytes_out);
+	st->status_2xx = atomic_load(&s->status_2xx);
+	st->status_4xx = atomic_load(&s->status_4xx);
+	st->status_5xx = atomic_load(&s->status_5xx);
+	st->closed = atomic_load(&s->closed);
 }
 
 /* ---- request and response helpers for handlers ---- */
 
-const char *http_request_header(const struct http_request *r,
-				const char *name)
+const char *http_request_header(const struct http_request *r, const char *name)
 {
 	return MHD_lookup_connection_value(r->conn_internal, MHD_HEADER_KIND,
 					   name);

@@ -1,7 +1,6 @@
-/* http.h - the HTTP layer of branchsyncd over libmicrohttpd: listening, TLS,
- * request limits, body collection, logging, counters and graceful stop. It
- * knows nothing of branchsync's protocol: the application gives it one
- * handler callback. Behaviour, limits and status codes: docs/HTTP.md. */
+/* http.h - branchsyncd's HTTP layer over libmicrohttpd: listening, TLS,
+ * limits, bodies, request log, counters, graceful stop (docs/HTTP.md). It
+ * knows nothing of branchsync's protocol: the application gives one handler. */
 #ifndef BS_HTTP_H
 #define BS_HTTP_H
 
@@ -11,15 +10,15 @@
 #include "bs_status.h"
 #include "err.h"
 
-#define HTTP_URL_MAX 2048                /* request-target bytes; over: 414 */
-#define HTTP_HEADERS_MAX 8               /* extra response headers */
-#define HTTP_HEADER_VALUE_MAX 256        /* incl. the terminating NUL */
-#define HTTP_DEFAULT_MAX_BODY (16u << 20)
-#define HTTP_DEFAULT_CONNECTION_LIMIT 256
-#define HTTP_DEFAULT_PER_IP_LIMIT 32
-#define HTTP_DEFAULT_TIMEOUT_S 120
+#define HTTP_URL_MAX		       2048 /* request-target bytes; over: 414 */
+#define HTTP_HEADERS_MAX	       8    /* extra response headers */
+#define HTTP_HEADER_VALUE_MAX	       256  /* incl. the terminating NUL */
+#define HTTP_DEFAULT_MAX_BODY	       (16u << 20)
+#define HTTP_DEFAULT_CONNECTION_LIMIT  256
+#define HTTP_DEFAULT_PER_IP_LIMIT      32
+#define HTTP_DEFAULT_TIMEOUT_S	       120
 #define HTTP_DEFAULT_CONNECTION_MEMORY (64u << 10)
-#define HTTP_DEFAULT_STOP_GRACE_S 30
+#define HTTP_DEFAULT_STOP_GRACE_S      30
 /* After a body outgrew max_body, at most this much more is read and thrown
  * away so that the client still gets its 413; past it the connection is
  * closed without an answer. */
@@ -27,30 +26,30 @@
 
 /* One request as the handler sees it. Everything points into memory the
  * layer owns and that stays valid until the handler returns. Only requests
- * that passed the layer's checks (method, target, body size) get here. */
+ * that passed the layer's checks (method, target, framing, body size)
+ * get here. */
 struct http_request {
-	const char *method;     /* "GET", "HEAD" or "POST" */
-	const char *url;        /* request-target exactly as sent (for
-				 * signatures): raw path, '?', raw query */
-	const char *path;       /* percent-decoded path: starts with '/',
-				 * printable ASCII, no "//", "." or ".." */
-	const char *query;      /* raw bytes after '?', or NULL if no '?' */
-	const uint8_t *body;    /* NULL when body_len is 0 */
+	const char *method;  /* "GET", "HEAD" or "POST" */
+	const char *url;     /* request-target exactly as sent (for
+			      * signatures): raw path, '?', raw query */
+	const char *path;    /* percent-decoded path: starts with '/',
+			      * printable ASCII, no "//", "." or ".." */
+	const char *query;   /* raw bytes after '?', or NULL if no '?' */
+	const uint8_t *body; /* NULL when body_len is 0 */
 	size_t body_len;
-	const char *client_ip;  /* numeric, e.g. "127.0.0.1" or "::1" */
-	void *conn_internal;    /* the layer's; do not touch */
+	const char *client_ip; /* numeric, e.g. "127.0.0.1" or "::1" */
+	void *conn_internal;   /* the layer's; do not touch */
 };
 
 /* Value of a request header (name case-insensitive), or NULL if absent.
  * The string lives as long as the request. */
-const char *http_request_header(const struct http_request *r,
-				const char *name);
+const char *http_request_header(const struct http_request *r, const char *name);
 /* Value of a query argument, percent-decoded by libmicrohttpd, or NULL if
  * absent. "?a" gives "" for "a". The string lives as long as the request. */
 const char *http_request_arg(const struct http_request *r, const char *name);
 
 struct http_header {
-	const char *name;       /* must outlive the handler call (a literal) */
+	const char *name; /* must outlive the handler call (a literal) */
 	char value[HTTP_HEADER_VALUE_MAX]; /* NUL-terminated, not empty */
 };
 
@@ -61,8 +60,8 @@ struct http_header {
  * body turn the answer into a 500. No body goes out for HEAD, 204 or 304. */
 struct http_response {
 	int status;
-	const char *content_type;   /* must outlive the handler call; NULL:
-				     * application/octet-stream if a body */
+	const char *content_type; /* must outlive the handler call; NULL:
+				   * application/octet-stream if a body */
 	uint8_t *body;
 	size_t body_len;
 	struct http_header headers[HTTP_HEADERS_MAX];
@@ -93,21 +92,21 @@ typedef void (*http_handler_fn)(void *ctx, const struct http_request *req,
 
 /* A zeroed struct means every default. */
 struct http_options {
-	const char *host;       /* IPv4 or IPv6 literal (brackets optional),
-				 * "localhost", or "*" (all IPv4); NULL:
-				 * 127.0.0.1. No name resolution. */
-	uint16_t port;          /* 0: any free port (see http_server_port) */
-	size_t max_body;        /* 0: HTTP_DEFAULT_MAX_BODY */
-	unsigned threads;       /* 0: number of online CPUs */
-	unsigned connection_limit;  /* 0: HTTP_DEFAULT_CONNECTION_LIMIT */
-	unsigned per_ip_limit;      /* 0: HTTP_DEFAULT_PER_IP_LIMIT */
-	unsigned timeout_s;         /* idle seconds; 0: HTTP_DEFAULT_TIMEOUT_S */
-	size_t connection_memory;   /* 0: HTTP_DEFAULT_CONNECTION_MEMORY; bounds
-				     * the request line and headers */
-	unsigned stop_grace_s;      /* 0: HTTP_DEFAULT_STOP_GRACE_S */
-	const char *tls_cert_file;  /* both or neither: PEM files */
+	const char *host;	   /* IPv4 or IPv6 literal (brackets optional),
+				    * "localhost", or "*" (all IPv4); NULL:
+				    * 127.0.0.1. No name resolution. */
+	uint16_t port;		   /* 0: any free port (see http_server_port) */
+	size_t max_body;	   /* 0: HTTP_DEFAULT_MAX_BODY */
+	unsigned threads;	   /* 0: number of online CPUs */
+	unsigned connection_limit; /* 0: HTTP_DEFAULT_CONNECTION_LIMIT */
+	unsigned per_ip_limit;	   /* 0: HTTP_DEFAULT_PER_IP_LIMIT */
+	unsigned timeout_s;	   /* idle seconds; 0: HTTP_DEFAULT_TIMEOUT_S */
+	size_t connection_memory;  /* 0: HTTP_DEFAULT_CONNECTION_MEMORY; bounds
+				    * the request line and headers */
+	unsigned stop_grace_s;	   /* 0: HTTP_DEFAULT_STOP_GRACE_S */
+	const char *tls_cert_file; /* both or neither: PEM files */
 	const char *tls_key_file;
-	int quiet;                  /* no request log, no libmicrohttpd log */
+	int quiet; /* no request log, no libmicrohttpd log */
 };
 
 struct http_server;

@@ -432,7 +432,8 @@ static int run_token(const struct cli_command *cmd, int argc, char **argv)
 			goto out;
 		}
 	}
-	if (branch && !schema_id_valid(branch)) {
+	if (branch && (!schema_id_valid(branch) ||
+		       strcmp(branch, SCHEMA_DISTRICT_SCOPE) == 0)) {
 		err_set(&e, ERR_INVALID, "'%s' is not a valid branch id", branch);
 		goto out;
 	}
@@ -557,7 +558,7 @@ const struct cli_command srv_revoke = {
 
 static int run_report(const struct cli_command *cmd, int argc, char **argv)
 {
-	const char *dir_opt = NULL, *format = "text", *dir;
+	const char *dir_opt = NULL, *format = NULL, *dir;
 	enum report_format fmt;
 	struct store *s = NULL;
 	struct err e;
@@ -570,7 +571,7 @@ static int run_report(const struct cli_command *cmd, int argc, char **argv)
 	if (cli_parse(cmd, argc, argv, opts, &npos, &e) ||
 	    data_dir(cmd, dir_opt, &dir, &e))
 		goto out;
-	if (npos || report_format_parse(format, &fmt)) {
+	if (npos || report_format_parse(format ? format : "text", &fmt)) {
 		cli_usage(cmd, &e, "--format is text, csv or json");
 		goto out;
 	}

@@ -134,6 +134,8 @@ void cli_warn(const char *fmt, ...)
 
 int cli_finish(struct err *e)
 {
+	if (e->kind != ERR_OK)
+		return cli_fail(e);
 	if (fflush(stdout) != 0 || ferror(stdout)) {
 		err_set(e, ERR_INVALID, "cannot write the output; check the "
 			"disk or the program reading it");

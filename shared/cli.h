@@ -51,7 +51,7 @@ int cli_fail(const struct err *e);
 /* Prints "PROGRAM: warning: ..." on stderr. */
 void cli_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
-/* Flushes stdout; a write error (full disk, closed pipe) becomes ERR_INVALID
+/* Reports an error already in e (cli_fail), or flushes stdout; a write error (full disk, closed pipe) becomes ERR_INVALID
  * so that a script never takes truncated output for success. Returns the
  * exit code: 0, or cli_fail's. */
 int cli_finish(struct err *e);

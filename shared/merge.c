@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "csbody.h"
 #include "mem.h"
 #include "schema.h"
 
@@ -267,6 +268,10 @@ int merge_check(const struct changeset *cs, struct err *e)
 	struct row_op op;
 	int rc = -1, step, rows = 0;
 
+	/* SQLite's iterator must only see bodies that walk cleanly */
+	if (cs->body_len > CHANGESET_MAX_BODY ||
+	    csbody_check(cs->body, cs->body_len, e))
+		return -1;
 	if (sqlite3changeset_start(&it, (int)cs->body_len,
 				   (void *)cs->body) != SQLITE_OK) {
 		err_set(e, ERR_INVALID, "change set body is malformed");

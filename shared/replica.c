@@ -86,8 +86,26 @@ static int migrate_2(sqlite3 *db, struct err *e)
 		e);
 }
 
+/* Migration 3: what sync learns from the server. The verdict of a refused
+ * change set stays with its outbox row; bs_authors holds every verified
+ * enrollment and revocation (who may write what, by log position); and
+ * bs_evidence keeps the signed proof of a server that forked its log. */
+static int migrate_3(sqlite3 *db, struct err *e)
+{
+	return replica_exec(db,
+		"ALTER TABLE bs_outbox ADD COLUMN verdict TEXT;"
+		"CREATE TABLE bs_authors(key BLOB PRIMARY KEY NOT NULL,"
+		" role TEXT NOT NULL, scope TEXT NOT NULL,"
+		" enroll_idx INTEGER NOT NULL, revoke_idx INTEGER) STRICT;"
+		"CREATE TABLE bs_evidence(id INTEGER PRIMARY KEY NOT NULL,"
+		" kind TEXT NOT NULL, detail TEXT NOT NULL, a BLOB, b BLOB,"
+		" time_ms INTEGER NOT NULL) STRICT;",
+		e);
+}
+
 typedef int (*migration_fn)(sqlite3 *db, struct err *e);
-static const migration_fn migrations[REPLICA_VERSION] = {migrate_1, migrate_2};
+static const migration_fn migrations[REPLICA_VERSION] = {migrate_1, migrate_2,
+							 migrate_3};
 
 int replica_migrate(sqlite3 *db, int version, struct err *e)
 {

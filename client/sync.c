@@ -1,0 +1,1102 @@
+/* sync.c - push and pull with the district server, verifying everything
+ * the server says (see sync.h; the protocol and its guarantees are in
+ * docs/SYNC.md, the endpoints in docs/API.md). Not for HTTP mechanics
+ * (transport.c) nor for the merge rules (shared/merge.c). */
+#include "sync.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <sodium.h>
+#include <sqlite3.h>
+
+#include "answer.h"
+#include "changeset.h"
+#include "cli.h"
+#include "clock.h"
+#include "hlc.h"
+#include "logentry.h"
+#include "mem.h"
+#include "merge.h"
+#include "merkle.h"
+#include "proof.h"
+#include "wire.h"
+
+/* An ENTRY frame: varint index, then a log entry. */
+#define SYNC_ENTRY_FRAME_MAX (WIRE_VARINT_MAX + LOGENTRY_MAX)
+/* A VERDICT frame: status, id, reason blob, receipt blob. */
+#define SYNC_VERDICT_MAX (64 + VERDICT_REASON_MAX + RECEIPT_SIGNED_MAX)
+/* A push body: the batch, plus one set that may overshoot it. */
+#define SYNC_PUSH_BODY_MAX (SYNC_PUSH_BYTES + CHANGESET_MAX_ENCODED + 4096)
+/* Small answers: a checkpoint or a proof and END. */
+#define SYNC_SMALL_FRAME_MAX 8192
+
+struct sync {
+	struct replica *r;
+	struct identity *id;
+	struct transport *t;
+	struct merge *merge;
+	uint8_t server_pk[SIGN_PUBLIC_BYTES];
+	char origin[CHECKPOINT_ORIGIN_MAX + 1];
+	struct checkpoint cp;          /* the last one verified and stored */
+	uint64_t cursor;               /* the next log index to pull */
+	int progress;
+	struct sync_summary *sum;
+};
+
+/* One push batch: the rows sent, in order, and the body carrying them. */
+struct sync_batch {
+	size_t n;
+	uint64_t bytes;
+	int64_t seq[SYNC_PUSH_COUNT];
+	uint8_t id[SYNC_PUSH_COUNT][HASH_BYTES];
+	struct buf body;
+	struct buf verdicts;           /* the answer's verdicts, copied */
+	size_t off[SYNC_PUSH_COUNT + 1];
+};
+
+/* What a pull page did, counted into the summary once it commits. */
+struct sync_page {
+	uint64_t pulled, applied, refused;
+	struct merge_stats stats;
+	struct hlc clock;
+	int64_t clock_stored;
+	uint64_t wall_ms;
+};
+
+/* ---- database helpers ---- */
+
+static int sync_prepare(struct sync *s, const char *sql, sqlite3_stmt **st,
+			struct err *e)
+{
+	if (sqlite3_prepare_v2(s->r->db, sql, -1, st, NULL) == SQLITE_OK)
+		return 0;
+	err_set(e, ERR_INVALID, "database error: %s", sqlite3_errmsg(s->r->db));
+	return -1;
+}
+
+static int sync_done(struct sync *s, sqlite3_stmt *st, struct err *e)
+{
+	int step = sqlite3_step(st);
+
+	sqlite3_finalize(st);
+	if (step == SQLITE_DONE)
+		return 0;
+	err_set(e, ERR_INVALID, "database error: %s", sqlite3_errmsg(s->r->db));
+	return -1;
+}
+
+int sync_author_enrolled(struct replica *r, const struct enrollment *en,
+			 uint64_t index, struct err *e)
+{
+	sqlite3_stmt *st = NULL;
+	const char *role = enrollment_role_name(en->role);
+	int step;
+
+	if (!role) {
+		err_set(e, ERR_VERIFY, "the enrollment at log entry %llu has "
+			"an unknown role", (unsigned long long)index);
+		return -1;
+	}
+	if (sqlite3_prepare_v2(r->db,
+			       "INSERT INTO bs_authors(key, role, scope,"
+			       " enroll_idx) VALUES(?1, ?2, ?3, ?4)"
+			       " ON CONFLICT(key) DO NOTHING", -1, &st,
+			       NULL) != SQLITE_OK) {
+		err_set(e, ERR_INVALID, "database error: %s",
+			sqlite3_errmsg(r->db));
+		return -1;
+	}
+	sqlite3_bind_blob(st, 1, en->device, SIGN_PUBLIC_BYTES, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, role, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, en->scope, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 4, (int64_t)index);
+	step = sqlite3_step(st);
+	sqlite3_finalize(st);
+	if (step == SQLITE_DONE)
+		return 0;
+	err_set(e, ERR_INVALID, "database error: %s", sqlite3_errmsg(r->db));
+	return -1;
+}
+
+/* Writes one row of evidence in its own transaction (any other is rolled
+ * back first: evidence is kept whatever else failed). A failure to keep it
+ * is a warning: the verification error is what the caller reports. */
+static void sync_evidence(struct sync *s, const char *kind,
+			  const char *detail, const uint8_t *a, size_t alen,
+			  const uint8_t *b, size_t blen)
+{
+	sqlite3_stmt *st = NULL;
+	struct err e;
+
+	err_init(&e);
+	replica_rollback(s->r);
+	if (sync_prepare(s,
+			 "INSERT INTO bs_evidence(kind, detail, a, b,"
+			 " time_ms) VALUES(?1, ?2, ?3, ?4, ?5)",
+			 &st, &e) == 0) {
+		sqlite3_bind_text(st, 1, kind, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 2, detail, -1, SQLITE_STATIC);
+		sqlite3_bind_blob64(st, 3, a, alen, SQLITE_STATIC);
+		sqlite3_bind_blob64(st, 4, b, blen, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 5, (int64_t)clock_wall_ms());
+		sync_done(s, st, &e);
+	}
+	if (e.kind != ERR_OK)
+		cli_warn("could not keep the evidence in the replica: %s",
+			 e.msg);
+}
+
+/* ---- checkpoints: the log only grows ---- */
+
+/* Keeps both signed checkpoints as evidence and fails. */
+static int sync_fork(struct sync *s, const struct checkpoint *cp,
+		     const char *why, struct err *e)
+{
+	uint8_t a[CHECKPOINT_SIGNED_MAX], b[CHECKPOINT_SIGNED_MAX];
+	char old_root[2 * HASH_BYTES + 1], new_root[2 * HASH_BYTES + 1];
+	char detail[512];
+	size_t alen = answer_checkpoint_bytes(&s->cp, a);
+	size_t blen = answer_checkpoint_bytes(cp, b);
+
+	sodium_bin2hex(old_root, sizeof old_root, s->cp.root, HASH_BYTES);
+	sodium_bin2hex(new_root, sizeof new_root, cp->root, HASH_BYTES);
+	snprintf(detail, sizeof detail, "%s: checkpoint b (%llu entries, "
+		 "root %s) does not extend checkpoint a (%llu entries, root "
+		 "%s) verified before", why, (unsigned long long)cp->size,
+		 new_root, (unsigned long long)s->cp.size, old_root);
+	sync_evidence(s, "fork", detail, a, alen, b, blen);
+	err_set(e, ERR_VERIFY, "the server's log forked (%s): its signed "
+		"checkpoint of %llu entries does not extend the one of %llu "
+		"entries this device verified before; both are kept in "
+		"bs_evidence, show them to the district office and the auditor",
+		why, (unsigned long long)cp->size,
+		(unsigned long long)s->cp.size);
+	return -1;
+}
+
+/* Fetches the consistency proof from our checkpoint to one of `size`. */
+static int sync_fetch_consistency(struct sync *s, uint64_t size,
+				  struct proof *p, struct err *e)
+{
+	struct transport_reply rep;
+	struct answer_frames fr;
+	struct frame f;
+	char target[96];
+	enum bs_status st;
+	int rc = -1;
+
+	transport_reply_init(&rep);
+	answer_frames_init(&fr, &rep.body, SYNC_SMALL_FRAME_MAX);
+	snprintf(target, sizeof target, "/v1/consistency?old=%" PRIu64
+		 "&new=%" PRIu64, s->cp.size, size);
+	if (transport_request(s->t, "GET", target, NULL, 0,
+			      TRANSPORT_IDEMPOTENT, &rep, e))
+		goto cleanup;
+	if (rep.status != 200) {
+		answer_http_error(&rep, "consistency proof", e);
+		goto cleanup;
+	}
+	answer_frames_init(&fr, &rep.body, SYNC_SMALL_FRAME_MAX);
+	if (answer_frames_expect(&fr, FRAME_PROOF, "consistency proof", &f, e))
+		goto cleanup;
+	if ((st = proof_decode(f.payload, f.len, p)) != BS_OK) {
+		err_set(e, ERR_VERIFY, "the server's consistency proof is "
+			"malformed (%s)", bs_status_str(st));
+		goto cleanup;
+	}
+	if (answer_frames_end(&fr, e))
+		goto cleanup;
+	rc = 0;
+cleanup:
+	answer_frames_release(&fr);
+	transport_reply_release(&rep);
+	return rc;
+}
+
+/* Checks that cp extends the stored checkpoint: same root at the same
+ * size, or a consistency proof (given, or fetched when NULL). A log that
+ * shrank or a proof that fails is a fork. */
+static int sync_extends(struct sync *s, const struct checkpoint *cp,
+			const struct proof *given, struct err *e)
+{
+	struct proof fetched;
+	const struct proof *p = given;
+
+	if (cp->size < s->cp.size)
+		return sync_fork(s, cp, "the log shrank", e);
+	if (cp->size == s->cp.size) {
+		if (memcmp(cp->root, s->cp.root, HASH_BYTES) != 0)
+			return sync_fork(s, cp, "two roots for one size", e);
+		return 0;
+	}
+	if (!p) {
+		if (sync_fetch_consistency(s, cp->size, &fetched, e))
+			return -1;
+		p = &fetched;
+	}
+	if (p->kind != PROOF_CONSISTENCY || p->first != s->cp.size ||
+	    p->second != cp->size)
+		return sync_fork(s, cp, "the consistency proof is for other "
+				 "sizes", e);
+	if (merkle_verify_consistency(s->cp.size, cp->size, s->cp.root,
+				      cp->root, &p->path) != BS_OK)
+		return sync_fork(s, cp, "the consistency proof fails", e);
+	return 0;
+}
+
+static int sync_store_checkpoint(struct sync *s, const struct checkpoint *cp,
+				 struct err *e)
+{
+	uint8_t b[CHECKPOINT_SIGNED_MAX];
+	size_t n = answer_checkpoint_bytes(cp, b);
+
+	return replica_setting_set(s->r, "checkpoint", b, n, e);
+}
+
+/* ---- push ---- */
+
+/* Reads the next batch of unacknowledged change sets, oldest first. */
+static int sync_batch_fill(struct sync *s, struct sync_batch *b,
+			   struct err *e)
+{
+	sqlite3_stmt *st = NULL;
+	int step = SQLITE_DONE, rc = -1;
+
+	b->n = 0;
+	b->bytes = 0;
+	buf_reset(&b->body);
+	buf_reset(&b->verdicts);
+	/* rows are read one step at a time: memory stays bounded by the
+	 * batch, whatever the outbox holds */
+	if (sync_prepare(s, "SELECT seq, id, bytes FROM bs_outbox WHERE acked=0"
+			 " ORDER BY seq", &st, e))
+		return -1;
+	frame_stream_begin(&b->body);
+	while (b->n < SYNC_PUSH_COUNT &&
+	       (step = sqlite3_step(st)) == SQLITE_ROW) {
+		size_t n = (size_t)sqlite3_column_bytes(st, 2);
+
+		if (b->n > 0 && b->bytes + n > SYNC_PUSH_BYTES)
+			break;
+		if (sqlite3_column_bytes(st, 1) != HASH_BYTES || n == 0) {
+			err_set(e, ERR_INVALID, "outbox row %lld is damaged",
+				(long long)sqlite3_column_int64(st, 0));
+			goto cleanup;
+		}
+		b->seq[b->n] = sqlite3_column_int64(st, 0);
+		memcpy(b->id[b->n], sqlite3_column_blob(st, 1), HASH_BYTES);
+		frame_put(&b->body, FRAME_CHANGESET, sqlite3_column_blob(st, 2),
+			  n);
+		b->bytes += n;
+		b->n++;
+	}
+	if (b->n < SYNC_PUSH_COUNT && step != SQLITE_ROW &&
+	    step != SQLITE_DONE) {
+		err_set(e, ERR_INVALID, "database error: %s",
+			sqlite3_errmsg(s->r->db));
+		goto cleanup;
+	}
+	frame_stream_end(&b->body);
+	if (b->body.status) {
+		err_set(e, ERR_INVALID, "cannot build the push (%s)",
+			bs_status_str(b->body.status));
+		goto cleanup;
+	}
+	rc = 0;
+cleanup:
+	sqlite3_finalize(st);
+	return rc;
+}
+
+/* Reads a push answer: one verdict per change set sent (copied into
+ * b->verdicts), then the checkpoint covering them. */
+static int sync_push_read(struct sync *s, struct sync_batch *b,
+			  const struct transport_reply *rep,
+			  struct checkpoint *cp, struct err *e)
+{
+	struct answer_frames fr;
+	struct frame f;
+	size_t i;
+	int rc = -1;
+
+	answer_frames_init(&fr, &rep->body, SYNC_VERDICT_MAX);
+	for (i = 0; i < b->n; i++) {
+		if (answer_frames_expect(&fr, FRAME_VERDICT, "verdict", &f, e))
+			goto cleanup;
+		b->off[i] = b->verdicts.len;
+		buf_append(&b->verdicts, f.payload, f.len);
+	}
+	b->off[b->n] = b->verdicts.len;
+	if (b->verdicts.status) {
+		err_set(e, ERR_INVALID, "out of memory reading the verdicts");
+		goto cleanup;
+	}
+	if (answer_frames_expect(&fr, FRAME_CHECKPOINT, "checkpoint", &f, e) ||
+	    answer_checkpoint_open(f.payload, f.len, s->server_pk, s->origin,
+				   cp, e) ||
+	    answer_frames_end(&fr, e))
+		goto cleanup;
+	rc = 0;
+cleanup:
+	answer_frames_release(&fr);
+	return rc;
+}
+
+static void sync_short_hex(const uint8_t *p, char out[17])
+{
+	sodium_bin2hex(out, 17, p, 8);
+}
+
+/* The receipt of a verdict must be the server's, for this change set, in
+ * this log. */
+static int sync_receipt(struct sync *s, const struct verdict *v,
+			struct err *e)
+{
+	struct receipt rc;
+	char hex[17];
+
+	if (receipt_decode(v->receipt, v->receipt_len, &rc) == BS_OK &&
+	    receipt_verify(&rc, s->server_pk) == BS_OK &&
+	    memcmp(rc.changeset_id, v->changeset_id, HASH_BYTES) == 0 &&
+	    strcmp(rc.checkpoint.origin, s->origin) == 0)
+		return 0;
+	sync_short_hex(v->changeset_id, hex);
+	err_set(e, ERR_VERIFY, "the server's receipt for change set %s does "
+		"not verify", hex);
+	return -1;
+}
+
+static void sync_note_refusal(struct sync *s, const char *reason, size_t len)
+{
+	size_t i, n = sizeof s->sum->refusal - 1;
+
+	if (s->sum->refusal[0])
+		return;
+	if (len > n)
+		len = n;
+	for (i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)reason[i];
+
+		s->sum->refusal[i] = c < 0x20 || c == 0x7f ? '?' : (char)c;
+	}
+	s->sum->refusal[len] = '\0';
+}
+
+/* Applies one verdict to its outbox row. A refusal the server did not log
+ * leaves the row pending and its reason in `unlogged` (else empty). */
+static int sync_verdict(struct sync *s, struct sync_batch *b, size_t i,
+			char unlogged[VERDICT_REASON_MAX + 1], struct err *e)
+{
+	struct verdict v;
+	sqlite3_stmt *st = NULL;
+	char hex[17];
+	int acked;
+
+	unlogged[0] = '\0';
+	if (verdict_decode(b->verdicts.data + b->off[i],
+			   b->off[i + 1] - b->off[i], &v) != BS_OK) {
+		err_set(e, ERR_VERIFY,
+			"the server's verdict on change set %lld "
+			"is malformed",
+			(long long)b->seq[i]);
+		return -1;
+	}
+	if (memcmp(v.changeset_id, b->id[i], HASH_BYTES) != 0) {
+		sync_short_hex(v.changeset_id, hex);
+		err_set(e, ERR_VERIFY, "the server's verdict %zu names change "
+			"set %s, not the one sent", i + 1, hex);
+		return -1;
+	}
+	if (v.status == VERDICT_REFUSED && !v.receipt) {
+		snprintf(unlogged, VERDICT_REASON_MAX + 1, "%s",
+			 v.reason[0] ? v.reason : "no reason given");
+		return 0;
+	}
+	if (sync_receipt(s, &v, e) ||
+	    sync_prepare(s, "UPDATE bs_outbox SET acked=?1, receipt=?2,"
+			 " verdict=?3 WHERE seq=?4", &st, e))
+		return -1;
+	acked = v.status == VERDICT_REFUSED ? 2 : 1;
+	sqlite3_bind_int(st, 1, acked);
+	sqlite3_bind_blob64(st, 2, v.receipt, v.receipt_len, SQLITE_STATIC);
+	if (acked == 2)
+		sqlite3_bind_text(st, 3, v.reason, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 4, b->seq[i]);
+	if (v.status == VERDICT_ACCEPTED)
+		s->sum->accepted++;
+	else if (v.status == VERDICT_DUPLICATE)
+		s->sum->duplicates++;
+	else {
+		s->sum->refused++;
+		sync_note_refusal(s, v.reason, strlen(v.reason));
+	}
+	return sync_done(s, st, e);
+}
+
+/* Commits a batch's verdicts and the checkpoint that covers them. */
+static int sync_push_commit(struct sync *s, struct sync_batch *b,
+			    const struct checkpoint *cp, int *stop,
+			    struct err *e)
+{
+	char reason[VERDICT_REASON_MAX + 1],
+	    first_reason[VERDICT_REASON_MAX + 1];
+	size_t i;
+	int64_t first = 0;
+
+	*stop = 0;
+	if (replica_begin(s->r, e))
+		return -1;
+	for (i = 0; i < b->n; i++) {
+		if (sync_verdict(s, b, i, reason, e))
+			goto fail;
+		if (reason[0] && !*stop) {
+			*stop = 1;
+			first = b->seq[i];
+			memcpy(first_reason, reason, sizeof reason);
+		}
+	}
+	if (sync_store_checkpoint(s, cp, e) || replica_commit(s->r, e))
+		goto fail;
+	s->cp = *cp;
+	s->sum->pushed += b->n;
+	if (*stop) {
+		err_set(e, ERR_INVALID, "the server refused change set %lld "
+			"without logging it (%s); it and the ones after it "
+			"stay in the outbox", (long long)first, first_reason);
+		return -1;
+	}
+	return 0;
+fail:
+	replica_rollback(s->r);
+	return -1;
+}
+
+static int sync_push_batch(struct sync *s, struct sync_batch *b, int *done,
+			   struct err *e)
+{
+	struct transport_reply rep;
+	struct checkpoint cp;
+	int stop, rc = -1;
+
+	transport_reply_init(&rep);
+	*done = 0;
+	if (sync_batch_fill(s, b, e))
+		goto cleanup;
+	if (b->n == 0) {
+		*done = 1;
+		rc = 0;
+		goto cleanup;
+	}
+	if (transport_request(s->t, "POST", "/v1/push", b->body.data,
+			      b->body.len,
+			      TRANSPORT_SIGNED | TRANSPORT_IDEMPOTENT, &rep, e))
+		goto cleanup;
+	if (rep.status != 200) {
+		answer_http_error(&rep, "push", e);
+		goto cleanup;
+	}
+	if (sync_push_read(s, b, &rep, &cp, e) ||
+	    sync_extends(s, &cp, NULL, e) ||
+	    sync_push_commit(s, b, &cp, &stop, e))
+		goto cleanup;
+	if (s->progress)
+		fprintf(stderr, "branchsync: push: %llu change sets sent, "
+			"%llu bytes\n",
+			(unsigned long long)s->sum->pushed,
+			(unsigned long long)transport_bytes_sent(s->t));
+	rc = 0;
+cleanup:
+	transport_reply_release(&rep);
+	return rc;
+}
+
+static int sync_push(struct sync *s, struct err *e)
+{
+	struct sync_batch *b = mem_calloc(1, sizeof *b);
+	int done = 0, rc = -1;
+
+	if (!b) {
+		err_set(e, ERR_INVALID, "out of memory");
+		return -1;
+	}
+	buf_init(&b->body, SYNC_PUSH_BODY_MAX);
+	buf_init(&b->verdicts, SYNC_PUSH_COUNT * SYNC_VERDICT_MAX);
+	while (!done)
+		if (sync_push_batch(s, b, &done, e))
+			goto cleanup;
+	rc = 0;
+cleanup:
+	buf_release(&b->body);
+	buf_release(&b->verdicts);
+	mem_free(b);
+	return rc;
+}
+
+/* ---- pull: judging entries ---- */
+
+/* A change set may be merged only if its author was enrolled before it
+ * was logged, not revoked by then, and its role allows the scope. */
+static int sync_may_write(struct sync *s, const struct changeset *cs,
+			  uint64_t index, struct err *e)
+{
+	sqlite3_stmt *st = NULL;
+	char hex[17];
+	const char *role, *scope;
+	int step, rc = -1;
+
+	sync_short_hex(cs->env.author, hex);
+	if (sync_prepare(s, "SELECT role, scope, enroll_idx, revoke_idx"
+			 " FROM bs_authors WHERE key=?1", &st, e))
+		return -1;
+	sqlite3_bind_blob(st, 1, cs->env.author, SIGN_PUBLIC_BYTES,
+			  SQLITE_STATIC);
+	step = sqlite3_step(st);
+	if (step == SQLITE_DONE) {
+		err_set(e, ERR_VERIFY, "log entry %llu is a change set by "
+			"device %s, which the log never enrolled",
+			(unsigned long long)index, hex);
+		goto cleanup;
+	}
+	if (step != SQLITE_ROW) {
+		err_set(e, ERR_INVALID, "database error: %s",
+			sqlite3_errmsg(s->r->db));
+		goto cleanup;
+	}
+	role = (const char *)sqlite3_column_text(st, 0);
+	scope = (const char *)sqlite3_column_text(st, 1);
+	if ((uint64_t)sqlite3_column_int64(st, 2) >= index) {
+		err_set(e, ERR_VERIFY, "log entry %llu is a change set by "
+			"device %s, enrolled only later",
+			(unsigned long long)index, hex);
+		goto cleanup;
+	}
+	if (sqlite3_column_type(st, 3) != SQLITE_NULL &&
+	    (uint64_t)sqlite3_column_int64(st, 3) < index) {
+		err_set(e, ERR_VERIFY, "log entry %llu is a change set by "
+			"device %s, revoked before it",
+			(unsigned long long)index, hex);
+		goto cleanup;
+	}
+	if (!role || !scope ||
+	    !(strcmp(role, "district") == 0 ||
+	      (strcmp(role, "branch") == 0 &&
+	       strcmp(scope, cs->env.scope) == 0))) {
+		err_set(e, ERR_VERIFY,
+			"log entry %llu is a change set of scope "
+			"%s by device %s, whose enrollment (%s %s) does not "
+			"allow it",
+			(unsigned long long)index, cs->env.scope, hex,
+			role ? role : "?", scope ? scope : "?");
+		goto cleanup;
+	}
+	rc = 0;
+cleanup:
+	sqlite3_finalize(st);
+	return rc;
+}
+
+static int sync_author_revoked(struct sync *s, const struct revocation *rv,
+			       uint64_t index, struct err *e)
+{
+	sqlite3_stmt *st = NULL;
+	char hex[17];
+
+	if (sync_prepare(s, "UPDATE bs_authors SET revoke_idx=?2 WHERE key=?1"
+			 " AND enroll_idx < ?2 AND revoke_idx IS NULL", &st, e))
+		return -1;
+	sqlite3_bind_blob(st, 1, rv->device, SIGN_PUBLIC_BYTES, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, (int64_t)index);
+	if (sync_done(s, st, e))
+		return -1;
+	if (sqlite3_changes(s->r->db) == 1)
+		return 0;
+	sync_short_hex(rv->device, hex);
+	err_set(e, ERR_VERIFY, "log entry %llu revokes device %s, which was "
+		"not enrolled and unrevoked before it",
+		(unsigned long long)index, hex);
+	return -1;
+}
+
+/* A refusal the server logged for one of our change sets: the outbox row
+ * learns its verdict (once). */
+static int sync_mark_refused(struct sync *s, const struct changeset *cs,
+			     const struct logentry *le, struct sync_page *pg,
+			     struct err *e)
+{
+	sqlite3_stmt *st = NULL;
+
+	if (sync_prepare(s, "UPDATE bs_outbox SET acked=2, verdict=?2"
+			 " WHERE id=?1 AND acked != 2", &st, e))
+		return -1;
+	sqlite3_bind_blob(st, 1, cs->id, HASH_BYTES, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, le->reason, (int)le->reason_len,
+			  SQLITE_STATIC);
+	if (sync_done(s, st, e))
+		return -1;
+	if (sqlite3_changes(s->r->db) == 1) {
+		pg->refused++;
+		sync_note_refusal(s, le->reason, le->reason_len);
+	}
+	return 0;
+}
+
+static int sync_apply_changeset(struct sync *s, uint64_t index,
+				const struct logentry *le,
+				struct sync_page *pg, struct err *e)
+{
+	struct changeset cs;
+	struct err why;
+	enum bs_status st;
+	enum hlc_verdict hv;
+	uint64_t stamp;
+	int applied;
+
+	st = changeset_decode(le->payload, le->payload_len, &cs);
+	if (st == BS_OK)
+		st = changeset_verify(&cs);
+	if (st) {
+		err_set(e, ERR_VERIFY, "the change set at log entry %llu does "
+			"not verify (%s)", (unsigned long long)index,
+			bs_status_str(st));
+		return -1;
+	}
+	if (le->verdict == LOGENTRY_REFUSED)
+		return memcmp(cs.env.author, s->id->pk, SIGN_PUBLIC_BYTES) == 0
+		       ? sync_mark_refused(s, &cs, le, pg, e) : 0;
+	if (sync_may_write(s, &cs, index, e))
+		return -1;
+	/* checked apart from merge_apply, so that a bad body is told from a
+	 * failing disk */
+	err_init(&why);
+	if (merge_check(&cs, &why)) {
+		err_set(e, ERR_VERIFY,
+			"the change set at log entry %llu is not "
+			"valid for the schema: %s",
+			(unsigned long long)index, why.msg);
+		return -1;
+	}
+	if (merge_apply(s->merge, &cs, &applied, &pg->stats, e))
+		return -1;
+	if (!applied)
+		return 0;
+	pg->applied++;
+	/* our next writes are ordered after what we have seen, unless the
+	 * stamp runs too far ahead of our wall clock (docs/MERGE.md) */
+	if (hlc_receive(&pg->clock, pg->wall_ms, cs.env.hlc, &stamp, &hv) !=
+	    BS_OK) {
+		err_set(e, ERR_INVALID, "the local clock cannot advance; check "
+			"the computer's date");
+		return -1;
+	}
+	return 0;
+}
+
+static int sync_apply_entry(struct sync *s, uint64_t index,
+			    const uint8_t *p, size_t len, struct sync_page *pg,
+			    struct err *e)
+{
+	struct logentry le;
+	struct enrollment en;
+	struct revocation rv;
+	enum bs_status st;
+
+	if ((st = logentry_decode(p, len, &le)) != BS_OK) {
+		err_set(e, ERR_VERIFY, "log entry %llu is malformed (%s)",
+			(unsigned long long)index, bs_status_str(st));
+		return -1;
+	}
+	switch (le.kind) {
+	case LOGENTRY_ENROLLMENT:
+		if (enrollment_open(le.payload, le.payload_len, s->server_pk,
+				    &en) != BS_OK)
+			break;
+		return sync_author_enrolled(s->r, &en, index, e);
+	case LOGENTRY_REVOCATION:
+		if (revocation_open(le.payload, le.payload_len, s->server_pk,
+				    &rv) != BS_OK)
+			break;
+		return sync_author_revoked(s, &rv, index, e);
+	case LOGENTRY_CHANGESET:
+		return sync_apply_changeset(s, index, &le, pg, e);
+	}
+	err_set(e, ERR_VERIFY, "log entry %llu is not a valid enrollment or "
+		"revocation signed by the server", (unsigned long long)index);
+	return -1;
+}
+
+/* ---- pull: pages ---- */
+
+/* The server said it has fewer entries than our checkpoint: fetch its
+ * signed checkpoint; a smaller one proves the log shrank. Returns 0 to try
+ * the page again (the server grew meanwhile), -1 on failure. */
+static int sync_pull_behind(struct sync *s, struct err *e)
+{
+	struct transport_reply rep;
+	struct answer_frames fr;
+	struct checkpoint cp;
+	struct frame f;
+	int rc = -1;
+
+	transport_reply_init(&rep);
+	answer_frames_init(&fr, &rep.body, SYNC_SMALL_FRAME_MAX);
+	if (transport_request(s->t, "GET", "/v1/checkpoint", NULL, 0,
+			      TRANSPORT_IDEMPOTENT, &rep, e))
+		goto cleanup;
+	if (rep.status != 200) {
+		answer_http_error(&rep, "checkpoint", e);
+		goto cleanup;
+	}
+	answer_frames_init(&fr, &rep.body, SYNC_SMALL_FRAME_MAX);
+	if (answer_frames_expect(&fr, FRAME_CHECKPOINT, "checkpoint", &f, e) ||
+	    answer_checkpoint_open(f.payload, f.len, s->server_pk, s->origin,
+				   &cp, e) ||
+	    answer_frames_end(&fr, e))
+		goto cleanup;
+	if (cp.size < s->cp.size) {
+		sync_fork(s, &cp, "the log shrank", e);
+		goto cleanup;
+	}
+	rc = 0;
+cleanup:
+	answer_frames_release(&fr);
+	transport_reply_release(&rep);
+	return rc;
+}
+
+/* Reads the page's checkpoint and proves it extends ours. */
+static int sync_page_checkpoint(struct sync *s, struct answer_frames *fr,
+				struct checkpoint *cp, struct err *e)
+{
+	struct frame f;
+	struct proof p;
+	enum bs_status st;
+
+	if (answer_frames_expect(fr, FRAME_CHECKPOINT, "checkpoint", &f, e) ||
+	    answer_checkpoint_open(f.payload, f.len, s->server_pk, s->origin,
+				   cp, e))
+		return -1;
+	if (cp->size <= s->cp.size)
+		return sync_extends(s, cp, NULL, e);
+	if (answer_frames_expect(fr, FRAME_PROOF, "consistency proof", &f, e))
+		return -1;
+	if ((st = proof_decode(f.payload, f.len, &p)) != BS_OK) {
+		err_set(e, ERR_VERIFY, "the server's consistency proof is "
+			"malformed (%s)", bs_status_str(st));
+		return -1;
+	}
+	return sync_extends(s, cp, &p, e);
+}
+
+/* One ENTRY frame (copied into eb) and the PROOF that follows it: in
+ * order, inside the checkpoint, included in it, then applied. */
+static int sync_page_entry(struct sync *s, struct answer_frames *fr,
+			   const struct checkpoint *cp, struct buf *eb,
+			   uint64_t *last, struct sync_page *pg,
+			   struct err *e)
+{
+	const uint8_t *entry;
+	size_t elen;
+	uint64_t index;
+	uint8_t leaf[HASH_BYTES];
+	struct frame f;
+	struct proof p;
+
+	if (answer_entry_split(eb->data, eb->len, &index, &entry, &elen, e))
+		return -1;
+	if (index < s->cursor || index >= cp->size ||
+	    (*last != UINT64_MAX && index <= *last)) {
+		err_set(e, ERR_VERIFY, "the server sent log entry %llu out of "
+			"order", (unsigned long long)index);
+		return -1;
+	}
+	if (answer_frames_expect(fr, FRAME_PROOF, "inclusion proof", &f, e))
+		return -1;
+	logentry_leaf_hash(entry, elen, leaf);
+	if (proof_decode(f.payload, f.len, &p) != BS_OK ||
+	    p.kind != PROOF_INCLUSION || p.first != index ||
+	    p.second != cp->size ||
+	    merkle_verify_inclusion(leaf, index, cp->size, &p.path,
+				    cp->root) != BS_OK) {
+		err_set(e, ERR_VERIFY,
+			"log entry %llu is not proven to be in "
+			"the server's checkpoint of %llu entries",
+			(unsigned long long)index,
+			(unsigned long long)cp->size);
+		return -1;
+	}
+	if (sync_apply_entry(s, index, entry, elen, pg, e))
+		return -1;
+	*last = index;
+	pg->pulled++;
+	return 0;
+}
+
+/* Reads entries up to the CURSOR frame and checks the cursor moves on. */
+static int sync_page_entries(struct sync *s, struct answer_frames *fr,
+			     const struct checkpoint *cp, struct buf *eb,
+			     struct sync_page *pg, uint64_t *cursor,
+			     struct err *e)
+{
+	struct wire_reader r;
+	struct frame f;
+	uint64_t last = UINT64_MAX;
+	int rc;
+
+	for (;;) {
+		if ((rc = answer_frames_next(fr, &f, e)) < 0)
+			return -1;
+		if (rc == 0 ||
+		    (f.type != FRAME_ENTRY && f.type != FRAME_CURSOR))
+			break;
+		if (f.type == FRAME_CURSOR) {
+			wire_reader_init(&r, f.payload, f.len);
+			if (wire_get_varint(&r, cursor) || wire_expect_end(&r))
+				break;
+			if (*cursor > cp->size || *cursor < s->cursor ||
+			    (last != UINT64_MAX && *cursor <= last) ||
+			    (*cursor == s->cursor && *cursor < cp->size)) {
+				err_set(e, ERR_VERIFY, "the server's pull "
+					"cursor %llu makes no sense after %llu",
+					(unsigned long long)*cursor,
+					(unsigned long long)s->cursor);
+				return -1;
+			}
+			return answer_frames_end(fr, e);
+		}
+		buf_reset(eb);
+		buf_append(eb, f.payload, f.len);
+		if (eb->status) {
+			err_set(e, ERR_INVALID, "out of memory");
+			return -1;
+		}
+		if (sync_page_entry(s, fr, cp, eb, &last, pg, e))
+			return -1;
+		buf_reset(eb); /* only a failing entry is kept as evidence */
+	}
+	err_set(e, ERR_VERIFY, "the server's pull answer lacks a valid cursor");
+	return -1;
+}
+
+static int sync_page_begin(struct sync *s, struct sync_page *pg,
+			   struct err *e)
+{
+	memset(pg, 0, sizeof *pg);
+	pg->wall_ms = clock_wall_ms();
+	if (replica_begin(s->r, e) ||
+	    replica_setting_int(s->r, "hlc", &pg->clock_stored, 0, e))
+		return -1;
+	hlc_init(&pg->clock, SYNC_MAX_DRIFT_MS);
+	hlc_restore(&pg->clock, (uint64_t)pg->clock_stored);
+	return 0;
+}
+
+static int sync_page_commit(struct sync *s, const struct checkpoint *cp,
+			    uint64_t cursor, struct sync_page *pg,
+			    struct err *e)
+{
+	if (replica_setting_set_int(s->r, "cursor", (int64_t)cursor, e) ||
+	    sync_store_checkpoint(s, cp, e) ||
+	    (pg->clock.last != (uint64_t)pg->clock_stored &&
+	     replica_setting_set_int(s->r, "hlc", (int64_t)pg->clock.last,
+				     e)) ||
+	    replica_commit(s->r, e))
+		return -1;
+	s->cp = *cp;
+	s->cursor = cursor;
+	s->sum->pulled += pg->pulled;
+	s->sum->applied += pg->applied;
+	s->sum->refused += pg->refused;
+	s->sum->conflicts += pg->stats.conflicts;
+	return 0;
+}
+
+/* Pulls one page. *done when the cursor reached the checkpoint; *again
+ * when the page must be asked for again (see sync_pull_behind). */
+static int sync_pull_page(struct sync *s, struct buf *eb, int *done,
+			  int *again, struct err *e)
+{
+	struct transport_reply rep;
+	struct answer_frames fr;
+	struct sync_page pg;
+	struct checkpoint cp;
+	uint8_t cpb[CHECKPOINT_SIGNED_MAX];
+	char target[160];
+	uint64_t cursor = 0;
+	int rc = -1, open = 0;
+
+	transport_reply_init(&rep);
+	/* initialised before the request so that every path may release */
+	answer_frames_init(&fr, &rep.body, SYNC_ENTRY_FRAME_MAX);
+	buf_reset(eb);
+	snprintf(target, sizeof target, "/v1/pull?after=%" PRIu64 "&known=%"
+		 PRIu64 "&limit=%d", s->cursor, s->cp.size, SYNC_PULL_LIMIT);
+	if (transport_request(s->t, "GET", target, NULL, 0,
+			      TRANSPORT_SIGNED | TRANSPORT_IDEMPOTENT, &rep, e))
+		goto cleanup;
+	if (rep.status == 409 && !*again) {
+		*again = 1;
+		rc = sync_pull_behind(s, e);
+		goto cleanup;
+	}
+	if (rep.status == 409) {
+		err_set(e, ERR_VERIFY, "the server does not accept the "
+			"checkpoint of %llu entries this device verified "
+			"before", (unsigned long long)s->cp.size);
+		goto cleanup;
+	}
+	if (rep.status != 200) {
+		answer_http_error(&rep, "pull", e);
+		goto cleanup;
+	}
+	answer_frames_init(&fr, &rep.body, SYNC_ENTRY_FRAME_MAX);
+	if (sync_page_checkpoint(s, &fr, &cp, e) ||
+	    sync_page_begin(s, &pg, e))
+		goto cleanup;
+	open = 1;
+	if (sync_page_entries(s, &fr, &cp, eb, &pg, &cursor, e) ||
+	    sync_page_commit(s, &cp, cursor, &pg, e))
+		goto cleanup;
+	open = 0;
+	*again = 0;
+	*done = cursor >= cp.size;
+	if (s->progress)
+		fprintf(stderr, "branchsync: pull: %llu log entries, %llu "
+			"merged, %llu bytes, at %llu of %llu\n",
+			(unsigned long long)s->sum->pulled,
+			(unsigned long long)s->sum->applied,
+			(unsigned long long)transport_bytes_received(s->t),
+			(unsigned long long)cursor,
+			(unsigned long long)cp.size);
+	rc = 0;
+cleanup:
+	if (open) {
+		replica_rollback(s->r);
+		/* an entry that failed verification is kept with the
+		 * checkpoint it was served under */
+		if (e->kind == ERR_VERIFY && eb->len > 0)
+			sync_evidence(s, "entry", e->msg, eb->data, eb->len,
+				      cpb, answer_checkpoint_bytes(&cp, cpb));
+	}
+	answer_frames_release(&fr);
+	transport_reply_release(&rep);
+	return rc;
+}
+
+static int sync_pull(struct sync *s, struct err *e)
+{
+	struct buf eb;
+	int done = 0, again = 0, rc = -1;
+
+	buf_init(&eb, SYNC_ENTRY_FRAME_MAX);
+	while (!done)
+		if (sync_pull_page(s, &eb, &done, &again, e))
+			goto cleanup;
+	rc = 0;
+cleanup:
+	buf_release(&eb);
+	return rc;
+}
+
+/* ---- the whole sync ---- */
+
+int sync_transport(struct replica *r, const struct identity *id,
+		   struct transport **out, struct err *e)
+{
+	struct transport_options o;
+	char *pin = replica_setting_text(r, "tls_pin");
+	char *cacert = replica_setting_text(r, "cacert");
+	int rc = -1;
+
+	*out = NULL;
+	memset(&o, 0, sizeof o);
+	o.url = id->server_url;
+	o.pin = pin && *pin ? pin : NULL;
+	o.cacert = cacert && *cacert ? cacert : NULL;
+	if (transport_new(&o, out, e))
+		goto cleanup;
+	if (id->key)
+		transport_set_signer(*out, id->key->pk, id->key->sk);
+	rc = 0;
+cleanup:
+	mem_free(pin);
+	mem_free(cacert);
+	return rc;
+}
+
+/* Reads what enroll stored: the server's key, the log's name, the last
+ * verified checkpoint and the cursor. */
+static int sync_load(struct sync *s, struct err *e)
+{
+	uint8_t *pk = NULL, *cpb = NULL;
+	size_t pklen = 0, cplen = 0;
+	char *origin = NULL;
+	int64_t cursor = 0;
+	int rc = -1;
+
+	if (!s->id->role || !s->id->server_url) {
+		err_set(e, ERR_INVALID, "this device is not enrolled; run "
+			"'branchsync enroll' with a token from the district "
+			"office first");
+		return -1;
+	}
+	if (replica_setting_get(s->r, "server_pk", &pk, &pklen, e) ||
+	    replica_setting_get(s->r, "checkpoint", &cpb, &cplen, e) ||
+	    replica_setting_int(s->r, "cursor", &cursor, 0, e))
+		goto cleanup;
+	origin = replica_setting_text(s->r, "origin");
+	if (!pk || pklen != SIGN_PUBLIC_BYTES || !cpb || !origin ||
+	    strlen(origin) > CHECKPOINT_ORIGIN_MAX || cursor < 0) {
+		err_set(e, ERR_INVALID, "the enrollment stored in %s is "
+			"incomplete or damaged; restore the replica from a "
+			"backup", s->r->path);
+		goto cleanup;
+	}
+	memcpy(s->server_pk, pk, SIGN_PUBLIC_BYTES);
+	strcpy(s->origin, origin);
+	s->cursor = (uint64_t)cursor;
+	if (answer_checkpoint_open(cpb, cplen, s->server_pk, s->origin,
+				   &s->cp, e))
+		goto cleanup;
+	rc = 0;
+cleanup:
+	mem_free(pk);
+	mem_free(cpb);
+	mem_free(origin);
+	return rc;
+}
+
+int sync_run(struct replica *r, struct identity *id,
+	     const struct sync_options *o, struct sync_summary *sum,
+	     struct err *e)
+{
+	struct sync s;
+	int rc = -1;
+
+	memset(&s, 0, sizeof s);
+	memset(sum, 0, sizeof *sum);
+	s.r = r;
+	s.id = id;
+	s.sum = sum;
+	s.progress = o->progress;
+	if (sync_load(&s, e) || sync_transport(r, id, &s.t, e) ||
+	    merge_new(r->db, &s.merge, e))
+		goto cleanup;
+	if (sync_push(&s, e) || sync_pull(&s, e) ||
+	    replica_setting_set_int(r, "last_sync", (int64_t)clock_wall_ms(),
+				    e))
+		goto cleanup;
+	rc = 0;
+cleanup:
+	if (s.t) {
+		sum->bytes_sent = transport_bytes_sent(s.t);
+		sum->bytes_received = transport_bytes_received(s.t);
+	}
+	sum->checkpoint_size = s.cp.size;
+	memcpy(sum->checkpoint_root, s.cp.root, HASH_BYTES);
+	sum->cursor = s.cursor;
+	merge_free(s.merge);
+	transport_free(s.t);
+	return rc;
+}
