@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <sodium.h>
 
@@ -317,15 +318,15 @@ static int post_body(const struct http_request *req,
 	const char *ct = http_request_header(req, "Content-Type");
 	const char *ce = http_request_header(req, "Content-Encoding");
 
-	if (!ct || strcmp(ct, API_CONTENT_TYPE) != 0) {
+	if (!ct || strcasecmp(ct, API_CONTENT_TYPE) != 0) {
 		fail(resp, 415, "send frame streams as %s", API_CONTENT_TYPE);
 		return -1;
 	}
 	*plain = req->body;
 	*len = req->body_len;
-	if (!ce || strcmp(ce, "identity") == 0)
+	if (!ce || strcasecmp(ce, "identity") == 0)
 		return 0;
-	if (strcmp(ce, "deflate") != 0) {
+	if (strcasecmp(ce, "deflate") != 0) {
 		fail(resp, 415, "unsupported Content-Encoding; use deflate");
 		return -1;
 	}
@@ -508,8 +509,9 @@ static int read_push(struct api *a, const uint8_t *body, size_t len,
 	*n = 0;
 	err_init(&e);
 	frame_reader_init(&fr, CHANGESET_MAX_ENCODED);
-	while (off < len || frame_reader_next(&fr, &f)) {
-		if (frame_reader_next(&fr, &f)) {
+	for (;;) {
+		/* take every complete frame before feeding more bytes */
+		while (frame_reader_next(&fr, &f)) {
 			if (f.type != FRAME_CHANGESET) {
 				fail(resp, 400, "a push carries only change "
 				     "set frames");
@@ -527,8 +529,9 @@ static int read_push(struct api *a, const uint8_t *body, size_t len,
 				goto cleanup;
 			}
 			(*n)++;
-			continue;
 		}
+		if (off == len)
+			break;
 		st = frame_reader_feed(&fr, body + off, len - off, &used);
 		if (st)
 			break;
@@ -605,13 +608,15 @@ static int put_visible(struct api *a, struct buf *b, const struct caller *who,
 	int all = who->dev.role != ROLE_BRANCH, rc = -1, step;
 	uint64_t count = 0, bytes = 0;
 
-	*next = cp->size;
+	*next = after > cp->size ? after : cp->size;
 	if (sqlite3_prepare_v2(a->s->r->db, all
 			       ? "SELECT idx, entry FROM srv_log WHERE idx >= ?1"
-				 " AND idx < ?2 ORDER BY idx"
+				 " AND idx < ?2 AND (kind != 1 OR verdict != 0"
+				 " OR author IS NOT ?4) ORDER BY idx"
 			       : "SELECT idx, entry FROM srv_log WHERE idx >= ?1"
 				 " AND idx < ?2 AND (kind != 1 OR (verdict = 0"
-				 " AND scope IN (?3, 'district')) OR author = ?4)"
+				 " AND scope IN (?3, 'district') AND author IS NOT ?4)"
+				 " OR (verdict != 0 AND author = ?4))"
 				 " ORDER BY idx", -1, &st, NULL) != SQLITE_OK) {
 		err_set(e, ERR_INVALID, "database error: %s",
 			sqlite3_errmsg(a->s->r->db));
@@ -619,11 +624,11 @@ static int put_visible(struct api *a, struct buf *b, const struct caller *who,
 	}
 	sqlite3_bind_int64(st, 1, (int64_t)after);
 	sqlite3_bind_int64(st, 2, (int64_t)cp->size);
-	if (!all) {
+	if (!all)
 		sqlite3_bind_text(st, 3, who->dev.scope, -1, SQLITE_STATIC);
-		sqlite3_bind_blob(st, 4, who->key, SIGN_PUBLIC_BYTES,
-				  SQLITE_STATIC);
-	}
+	/* a device's own accepted change sets are not sent back: it has
+	 * them, and its receipts prove where they are */
+	sqlite3_bind_blob(st, 4, who->key, SIGN_PUBLIC_BYTES, SQLITE_STATIC);
 	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
 		uint64_t idx = (uint64_t)sqlite3_column_int64(st, 0);
 		size_t n = (size_t)sqlite3_column_bytes(st, 1);
@@ -682,6 +687,10 @@ static void get_pull(struct api *a, const struct http_request *req,
 	}
 	if (limit > API_PULL_MAX)
 		limit = API_PULL_MAX;
+	if (after > INT64_MAX || known > INT64_MAX) {
+		fail(resp, 400, "after and known must be below 2^63");
+		goto cleanup;
+	}
 	if (srvlog_checkpoint_get(a->log, -1, &cp, &e)) {
 		fail(resp, 500, "%s", e.msg);
 		goto cleanup;
