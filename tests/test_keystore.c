@@ -25,7 +25,7 @@
 
 #define PASS "correct horse battery staple"
 
-/* Offsets of the fields of an encrypted sealed key (FORMAT-keystore.md). */
+/* Offsets of the fields of an encrypted sealed key (protocol/FORMAT.md, "Sealed device key"). */
 #define OFF_VERSION 4
 #define OFF_MODE 5
 #define OFF_OPS 6
