@@ -35,6 +35,7 @@ int ingest_new(struct store *s, struct srvlog *log, struct ingest **out,
 		mem_free(in);
 		return -1;
 	}
+	merge_drop_bytes(in->merge);
 	*out = in;
 	return 0;
 }

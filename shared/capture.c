@@ -95,49 +95,6 @@ fail:
 	return -1;
 }
 
-/* The one scope every row of the body belongs to. */
-static int body_scope(const uint8_t *body, int len, char *scope,
-		      struct err *e)
-{
-	sqlite3_changeset_iter *it = NULL;
-	int rc = -1, step;
-
-	scope[0] = '\0';
-	if (sqlite3changeset_start(&it, len, (void *)body) != SQLITE_OK)
-		goto cleanup;
-	while ((step = sqlite3changeset_next(it)) == SQLITE_ROW) {
-		const char *tname;
-		int ncol, op, ind;
-		sqlite3_value *v = NULL;
-		const char *b;
-
-		sqlite3changeset_op(it, &tname, &ncol, &op, &ind);
-		if (op == SQLITE_INSERT)
-			sqlite3changeset_new(it, 1, &v);
-		else
-			sqlite3changeset_old(it, 1, &v);
-		b = v ? (const char *)sqlite3_value_text(v) : NULL;
-		if (!b || !changeset_scope_valid(b, strlen(b))) {
-			err_set(e, ERR_INVALID, "a row in %s has no valid "
-				"branch_id", tname);
-			goto cleanup;
-		}
-		if (scope[0] && strcmp(scope, b) != 0) {
-			err_set(e, ERR_INVALID, "one write may touch one branch "
-				"only, but this one touches %s and %s; write "
-				"each branch separately", scope, b);
-			goto cleanup;
-		}
-		strcpy(scope, b);
-	}
-	rc = step == SQLITE_DONE ? 0 : -1;
-cleanup:
-	sqlite3changeset_finalize(it);
-	if (rc && e->kind == ERR_OK)
-		err_set(e, ERR_INVALID, "cannot read the recorded changes");
-	return rc;
-}
-
 static int outbox_append(struct capture *c, const struct changeset *cs,
 			 struct err *e)
 {
@@ -196,18 +153,15 @@ static int stamp_after(struct capture *c, uint64_t floor, uint64_t *stamp)
 
 /* Signs `body` as the next change set of the chain and stores it. */
 static int sign_and_store(struct capture *c, const uint8_t *body, size_t len,
-			  const char *scope, struct err *e)
+			  const char *scope, uint64_t floor, struct err *e)
 {
 	struct changeset_envelope env;
 	struct changeset cs;
 	struct buf out;
 	uint8_t id[HASH_BYTES];
-	uint64_t floor = 0;
 	int rc = -1;
 
 	buf_init(&out, CHANGESET_MAX_ENCODED);
-	if (merge_clock_floor(c->merge, body, len, &floor, e))
-		goto cleanup;
 	memset(&env, 0, sizeof env);
 	memcpy(env.author, c->signer->pk, SIGN_PUBLIC_BYTES);
 	env.seq = (uint64_t)c->seq + 1;
@@ -240,6 +194,7 @@ int capture_cut(struct capture *c, int *count, struct err *e)
 {
 	void *body = NULL;
 	int len = 0, rc = -1;
+	uint64_t floor = 0;
 	char scope[CHANGESET_SCOPE_MAX + 1];
 
 	*count = 0;
@@ -248,7 +203,8 @@ int capture_cut(struct capture *c, int *count, struct err *e)
 		goto cleanup;
 	}
 	if (len > 0) {
-		if (body_scope(body, len, scope, e))
+		if (merge_clock_floor(c->merge, body, (size_t)len, &floor, scope,
+				      e))
 			goto cleanup;
 		if (c->signer->scope_only &&
 		    strcmp(scope, c->signer->scope_only) != 0) {
@@ -257,7 +213,7 @@ int capture_cut(struct capture *c, int *count, struct err *e)
 				c->signer->scope_only, scope);
 			goto cleanup;
 		}
-		if (sign_and_store(c, body, (size_t)len, scope, e))
+		if (sign_and_store(c, body, (size_t)len, scope, floor, e))
 			goto cleanup;
 		*count = 1;
 	}

@@ -33,6 +33,7 @@ struct merge {
 	/* the author of the change set being merged */
 	uint8_t author[SIGN_PUBLIC_BYTES];
 	int64_t author_idx;
+	int drop_bytes;  /* the server keeps change sets in its log instead */
 };
 
 /* One row operation decoded from a changeset, with its row metadata. */
@@ -91,6 +92,8 @@ int merge_new(sqlite3 *db, struct merge **out, struct err *e)
 	*out = m;
 	return 0;
 }
+
+void merge_drop_bytes(struct merge *m) { m->drop_bytes = 1; }
 
 void merge_free(struct merge *m)
 {
@@ -841,6 +844,17 @@ static int apply_op(struct merge *m, struct row_op *op,
 		return -1;
 	if (op->deleted)
 		return apply_to_tombstone(m, op, cs, stats, e);
+	if (!op->has_meta) {
+		/* every row written through capture or merge has its clocks,
+		 * so without them there is no row to read: the common case of
+		 * a first insert costs no SELECT */
+		if (op->op == SQLITE_DELETE)
+			return apply_delete(m, op, cs, NULL, stats, e);
+		if (decide_cells(m, op, cs, NULL, won, stats, e) ||
+		    write_cells(m, op, 0, won, e) || meta_store(m, op, e))
+			return -1;
+		return 0;
+	}
 	cur = stmt_select_row(m, op, e);
 	if (!cur)
 		return -1;
@@ -928,7 +942,7 @@ int merge_apply(struct merge *m, const struct changeset *cs, int *applied,
 		    apply_op(m, &op, cs, stats, e))
 			goto cleanup;
 	}
-	if (step != SQLITE_DONE || mark_applied(m, cs, 1, e))
+	if (step != SQLITE_DONE || mark_applied(m, cs, !m->drop_bytes, e))
 		goto cleanup;
 	stats->changesets++;
 	*applied = 1;
@@ -946,7 +960,9 @@ static int record_local_op(struct merge *m, struct row_op *op,
 {
 	size_t i;
 
-	if (meta_load(m, op, e))
+	/* a local INSERT has no clocks yet (merge_clock_floor refused it if
+	 * the key were a tombstone): no need to read them */
+	if (op->op != SQLITE_INSERT && meta_load(m, op, e))
 		return -1;
 	if (op->op == SQLITE_DELETE) {
 		op->deleted = 1;
@@ -961,15 +977,55 @@ static int record_local_op(struct merge *m, struct row_op *op,
 	return meta_store(m, op, e);
 }
 
+/* 1 if table t holds any tombstone (asked once per table per capture, so
+ * that inserts into a table without deletes need no lookup each). */
+static int table_has_tombstones(struct merge *m, const struct schema_table *t,
+				struct err *e)
+{
+	sqlite3_stmt *st = NULL;
+	int found;
+
+	if (sqlite3_prepare_v2(m->db, "SELECT 1 FROM bs_rows WHERE tbl=?1 AND"
+			       " del_hlc IS NOT NULL LIMIT 1", -1, &st,
+			       NULL) != SQLITE_OK)
+		return db_fail(m, e);
+	sqlite3_bind_text(st, 1, t->name, -1, SQLITE_STATIC);
+	found = sqlite3_step(st) == SQLITE_ROW;
+	sqlite3_finalize(st);
+	return found;
+}
+
+/* The scope every row shares; refuses a body that spans two. */
+static int same_scope(const struct row_op *op, char *scope, struct err *e)
+{
+	if (!changeset_scope_valid(op->branch_id, strlen(op->branch_id))) {
+		err_set(e, ERR_INVALID, "a row in %s has no valid branch_id",
+			op->t->name);
+		return -1;
+	}
+	if (scope[0] && strcmp(scope, op->branch_id) != 0) {
+		err_set(e, ERR_INVALID, "one write may touch one branch only, "
+			"but this one touches %s and %s; write each branch "
+			"separately", scope, op->branch_id);
+		return -1;
+	}
+	strcpy(scope, op->branch_id);
+	return 0;
+}
+
 int merge_clock_floor(struct merge *m, const uint8_t *body, size_t len,
-		      uint64_t *floor, struct err *e)
+		      uint64_t *floor, char scope[CHANGESET_SCOPE_MAX + 1],
+		      struct err *e)
 {
 	sqlite3_changeset_iter *it = NULL;
 	struct row_op op;
-	int rc = -1, step;
+	int tombs[MAX_TABLES], rc = -1, step;
 	size_t i;
 
 	*floor = 0;
+	scope[0] = '\0';
+	for (i = 0; i < MAX_TABLES; i++)
+		tombs[i] = -1;
 	if (sqlite3changeset_start(&it, (int)len, (void *)body) != SQLITE_OK) {
 		err_set(e, ERR_INVALID, "captured change set is malformed");
 		return -1;
@@ -988,10 +1044,24 @@ int merge_clock_floor(struct merge *m, const uint8_t *body, size_t len,
 			else
 				sqlite3changeset_old(it, (int)i, &key[i]);
 		}
-		if (!op.t || !value_is_text(key[0]) || !value_is_text(key[1]))
-			continue; /* merge_check refuses these elsewhere */
+		if (!op.t || !value_is_text(key[0]) || !value_is_text(key[1])) {
+			err_set(e, ERR_INVALID, "captured a row without its keys");
+			goto cleanup;
+		}
 		op.id = (const char *)sqlite3_value_text(key[0]);
 		op.branch_id = (const char *)sqlite3_value_text(key[1]);
+		if (same_scope(&op, scope, e))
+			goto cleanup;
+		if (kind == SQLITE_INSERT) {
+			size_t ti = table_index(op.t);
+
+			/* a new row has no clocks; only a tombstone matters */
+			if (tombs[ti] < 0 &&
+			    (tombs[ti] = table_has_tombstones(m, op.t, e)) < 0)
+				goto cleanup;
+			if (!tombs[ti])
+				continue;
+		}
 		if (meta_load(m, &op, e))
 			goto cleanup;
 		if (op.deleted) {

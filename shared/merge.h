@@ -32,6 +32,9 @@ struct merge_stats {
 /* Prepares a merger over db (statements are cached). Free with merge_free. */
 int merge_new(sqlite3 *db, struct merge **out /* OUT */, struct err *e);
 void merge_free(struct merge *m);
+/* Do not keep others' change set bytes in bs_applied (clients keep them to
+ * forward them in bundles; the server has them in its log). */
+void merge_drop_bytes(struct merge *m);
 
 /* Checks that a change set body is well formed for our schema without
  * touching the database: known tables, column counts, key columns, every
@@ -52,10 +55,13 @@ int merge_record_local(struct merge *m, const struct changeset *cs,
 
 /* Before a captured body is signed: *floor gets the greatest clock of the
  * cells it overwrites, so the caller can stamp the write after them (a
- * write must beat what its author saw, whatever the wall clocks say).
- * Fails with ERR_INVALID if the body re-creates a deleted row. */
+ * write must beat what its author saw, whatever the wall clocks say), and
+ * scope the one branch_id all its rows share. Fails with ERR_INVALID if the
+ * body spans two scopes or re-creates a deleted row. */
 int merge_clock_floor(struct merge *m, const uint8_t *body, size_t len,
-		      uint64_t *floor /* OUT */, struct err *e);
+		      uint64_t *floor /* OUT */,
+		      char scope[CHANGESET_SCOPE_MAX + 1] /* OUT */,
+		      struct err *e);
 
 /* 1 if (tbl, id, branch_id) is a tombstone, 0 if not, -1 on error. */
 int merge_is_deleted(struct merge *m, const char *tbl, const char *id,

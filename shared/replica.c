@@ -103,9 +103,29 @@ static int migrate_3(sqlite3 *db, struct err *e)
 		e);
 }
 
+/* Migration 4: what bundles need (docs/BUNDLE.md). bs_enrollments keeps
+ * the exact server-signed bytes of every enrollment this device verified
+ * (from the log, its own enrollment, or a bundle), so that a bundle can
+ * carry its authors' enrollments to a device that never synced;
+ * bs_authors stays what the log said, by log position. bs_relay holds
+ * other devices' change sets a district device took from a bundle, to be
+ * pushed with their original signatures at its next sync (client/sync.c):
+ * acked as in bs_outbox, and the server's reason in verdict. */
+static int migrate_4(sqlite3 *db, struct err *e)
+{
+	return replica_exec(db,
+		"CREATE TABLE bs_enrollments(key BLOB PRIMARY KEY NOT NULL,"
+		" bytes BLOB NOT NULL) STRICT;"
+		"CREATE TABLE bs_relay(id BLOB PRIMARY KEY NOT NULL,"
+		" author BLOB NOT NULL, seq INTEGER NOT NULL,"
+		" bytes BLOB NOT NULL, acked INTEGER NOT NULL DEFAULT 0,"
+		" receipt BLOB, verdict TEXT, UNIQUE(author, seq)) STRICT;",
+		e);
+}
+
 typedef int (*migration_fn)(sqlite3 *db, struct err *e);
 static const migration_fn migrations[REPLICA_VERSION] = {migrate_1, migrate_2,
-							 migrate_3};
+							 migrate_3, migrate_4};
 
 int replica_migrate(sqlite3 *db, int version, struct err *e)
 {
