@@ -5,4 +5,4 @@ cd "$(dirname "$0")/.."
 scripts/deps.sh build
 if [ -d build ]; then meson setup --reconfigure build >/dev/null; else meson setup build >/dev/null; fi
 ninja -C build >/dev/null
-exec build/scripts/demo-run
+exec scripts/demo-story.sh
