@@ -92,6 +92,7 @@ static double ingest_run(const char *dir, const uint8_t *dev_pk,
 	struct srvlog *log = NULL;
 	struct ingest *in = NULL;
 	struct ingest_outcome out;
+	uint8_t sig_ok[BATCH];
 	struct checkpoint cp;
 	uint8_t *en = NULL;
 	size_t en_len;
@@ -116,10 +117,15 @@ static double ingest_run(const char *dir, const uint8_t *dev_pk,
 	mem_free(en);
 	t0 = now_s();
 	for (i = 0; i < SETS; i++) {
+		/* as a push does: signatures of the batch in parallel first */
+		if (i % BATCH == 0)
+			ingest_verify_batch((const uint8_t *const *)sets->bytes + i,
+					    sets->len + i, BATCH, 0, sig_ok);
 		if (i % BATCH == 0 && replica_begin(s->r, &e))
 			die(&e);
 		if (ingest_changeset(in, sets->bytes[i], sets->len[i],
-				     (int64_t)clock_wall_ms(), &out, &e))
+				     sig_ok[i % BATCH], (int64_t)clock_wall_ms(),
+				     &out, &e))
 			die(&e);
 		if (out.status != VERDICT_ACCEPTED) {
 			fprintf(stderr, "bench: set %d refused: %s\n", i, out.reason);

@@ -60,12 +60,34 @@ struct audit_item {
 					 and revocations */
 	enum bs_status sig_st;        /* a change set's own signature */
 	int body_bad;                 /* merge_check refused the body */
+	int too_long;                 /* over LOGENTRY_MAX: bytes not kept */
 	struct logentry le;
 	union {
 		struct changeset cs;
 		struct enrollment en;
 		struct revocation rv;
 	} u;
+};
+
+struct audit;
+
+/* One worker's share of a batch: items first, first + step, ... */
+struct audit_worker {
+	const struct audit *a;
+	struct audit_batch *b;
+	size_t first, step;
+};
+
+/* Entries buffered together: their bytes, and the items pointing there. */
+struct audit_batch {
+	struct buf bytes;
+	struct audit_item *items;
+	size_t nitems;
+	int checking;                 /* workers may be running on it */
+	size_t nthreads;
+	pthread_t th[AUDIT_THREADS_MAX];
+	int started[AUDIT_THREADS_MAX];
+	struct audit_worker w[AUDIT_THREADS_MAX];
 };
 
 struct audit {
@@ -75,10 +97,10 @@ struct audit {
 	const struct schema_table *rec_table;
 	struct replica *r;
 	struct merge *merge;
-	/* the batch */
-	struct buf bytes;
-	struct audit_item *items;
-	size_t nitems;
+	/* two batches: one filled (and then judged) by the caller's thread
+	 * while the other is checked by the workers */
+	struct audit_batch batch[2];
+	int cur;                      /* the batch being filled */
 	/* the log so far */
 	uint64_t next;                /* the index expected next */
 	uint8_t *leaves;              /* leaf hashes in the order fed */
@@ -99,6 +121,8 @@ struct audit {
 };
 
 static const uint8_t audit_empty[1];
+
+static void audit_batch_wait(struct audit_batch *b);
 
 /* ---- failures ---- */
 
@@ -297,6 +321,7 @@ int audit_new(const uint8_t server_pk[SIGN_PUBLIC_BYTES], const char *origin,
 	      struct err *e)
 {
 	struct audit *a = NULL;
+	size_t i;
 
 	*out = NULL;
 	if (o->record_table && !schema_table_find(o->record_table)) {
@@ -316,13 +341,18 @@ int audit_new(const uint8_t server_pk[SIGN_PUBLIC_BYTES], const char *origin,
 		a->o.threads = AUDIT_THREADS_MAX;
 	a->rec_table = o->record_table ? schema_table_find(o->record_table)
 				       : NULL;
-	buf_init(&a->bytes, AUDIT_BATCH_BYTES + LOGENTRY_MAX);
-	a->items = mem_calloc(AUDIT_BATCH_ITEMS, sizeof *a->items);
+	for (i = 0; i < 2; i++) {
+		buf_init(&a->batch[i].bytes, AUDIT_BATCH_BYTES + LOGENTRY_MAX);
+		a->batch[i].items = mem_calloc(AUDIT_BATCH_ITEMS,
+					       sizeof *a->batch[i].items);
+		if (!a->batch[i].items)
+			goto nomem;
+	}
 	a->res.failures = mem_calloc(AUDIT_FAILURES_MAX,
 				     sizeof *a->res.failures);
 	a->devs_cap = 64;
 	a->devs = mem_calloc(a->devs_cap, sizeof *a->devs);
-	if (!a->items || !a->res.failures || !a->devs)
+	if (!a->res.failures || !a->devs)
 		goto nomem;
 	if (replica_open(":memory:", REPLICA_MEMORY, &a->r, e) ||
 	    replica_exec(a->r->db, "PRAGMA secure_delete=OFF", e) ||
@@ -354,10 +384,13 @@ void audit_free(struct audit *a)
 
 	if (!a)
 		return;
+	for (i = 0; i < 2; i++) {
+		audit_batch_wait(&a->batch[i]);
+		buf_release(&a->batch[i].bytes);
+		mem_free(a->batch[i].items);
+	}
 	merge_free(a->merge);
 	replica_close(a->r);
-	buf_release(&a->bytes);
-	mem_free(a->items);
 	mem_free(a->leaves);
 	for (i = 0; a->devs && i < a->devs_cap; i++)
 		mem_free(a->devs[i].chain);
@@ -384,7 +417,7 @@ void audit_checkpoint(struct audit *a, const uint8_t *p, size_t len)
 			   "for one log");
 		return;
 	}
-	a->cp_len = len < sizeof a->cp_bytes ? len : sizeof a->cp_bytes + 1;
+	a->cp_len = len;
 	if (len <= sizeof a->cp_bytes)
 		memcpy(a->cp_bytes, p, len);
 }
@@ -396,19 +429,22 @@ void audit_digest(struct audit *a, const uint8_t *p, size_t len)
 			   "for one log");
 		return;
 	}
-	a->sd_len = len < sizeof a->sd_bytes ? len : sizeof a->sd_bytes + 1;
+	a->sd_len = len;
 	if (len <= sizeof a->sd_bytes)
 		memcpy(a->sd_bytes, p, len);
 }
 
 /* ---- the parallel phase: what each entry is, on its own ---- */
 
-static void audit_check_item(const struct audit *a, struct audit_item *it)
+static void audit_check_item(const struct audit *a,
+			     const struct audit_batch *b, struct audit_item *it)
 {
-	const uint8_t *p = a->bytes.data ? a->bytes.data + it->off
+	const uint8_t *p = b->bytes.data ? b->bytes.data + it->off
 					 : audit_empty;
 	struct err why;
 
+	if (it->too_long)
+		return;
 	logentry_leaf_hash(p, it->len, it->leaf);
 	it->le_st = logentry_decode(p, it->len, &it->le);
 	if (it->le_st)
@@ -438,45 +474,50 @@ static void audit_check_item(const struct audit *a, struct audit_item *it)
 	}
 }
 
-struct audit_worker {
-	struct audit *a;
-	size_t first, step;
-};
-
 static void *audit_worker_run(void *arg)
 {
 	struct audit_worker *w = arg;
 	size_t i;
 
-	for (i = w->first; i < w->a->nitems; i += w->step)
-		audit_check_item(w->a, &w->a->items[i]);
+	for (i = w->first; i < w->b->nitems; i += w->step)
+		audit_check_item(w->a, w->b, &w->b->items[i]);
 	return NULL;
 }
 
-/* Checks the batch with o.threads threads (this one included); a thread
- * that cannot be started leaves its share to this one. */
-static void audit_check_batch(struct audit *a)
+/* Starts o.threads workers on batch b and returns at once; a worker that
+ * cannot be started leaves its share to audit_batch_wait. */
+static void audit_batch_start(const struct audit *a, struct audit_batch *b)
 {
-	pthread_t th[AUDIT_THREADS_MAX];
-	struct audit_worker w[AUDIT_THREADS_MAX];
-	int started[AUDIT_THREADS_MAX];
-	size_t n = a->nitems < 16 ? 1 : a->o.threads, t;
+	size_t n = b->nitems < 16 ? 1 : a->o.threads, t;
 
+	if (n < 1 || n > AUDIT_THREADS_MAX)
+		n = 1;
+	b->nthreads = n;
+	b->checking = 1;
 	for (t = 0; t < n; t++) {
-		w[t].a = a;
-		w[t].first = t;
-		w[t].step = n;
-		started[t] = t > 0 &&
-			     pthread_create(&th[t], NULL, audit_worker_run,
-					    &w[t]) == 0;
+		b->w[t].a = a;
+		b->w[t].b = b;
+		b->w[t].first = t;
+		b->w[t].step = n;
+		b->started[t] = pthread_create(&b->th[t], NULL,
+					       audit_worker_run, &b->w[t]) == 0;
 	}
-	audit_worker_run(&w[0]);
-	for (t = 1; t < n; t++) {
-		if (started[t])
-			pthread_join(th[t], NULL);
+}
+
+/* Waits for b's workers (doing the share of any that did not start). */
+static void audit_batch_wait(struct audit_batch *b)
+{
+	size_t t;
+
+	if (!b->checking)
+		return;
+	for (t = 0; t < b->nthreads; t++) {
+		if (b->started[t])
+			pthread_join(b->th[t], NULL);
 		else
-			audit_worker_run(&w[t]);
+			audit_worker_run(&b->w[t]);
 	}
+	b->checking = 0;
 }
 
 /* ---- the sequential phase: the entry in its place in the log ---- */
@@ -629,7 +670,12 @@ static int audit_chain_next(struct audit *a, const struct audit_item *it,
 				      (unsigned long long)seq, held);
 		return 0;
 	}
-	if (seq > d->last_seq + 1) {
+	if (seq > d->last_seq + 1 && d->last_seq == 0) {
+		audit_fail_at(a, it->index, cs->env.author, "%s a change set "
+			      "after a chain gap: the device's first change "
+			      "set in the log has sequence %llu", what,
+			      (unsigned long long)seq);
+	} else if (seq > d->last_seq + 1) {
 		audit_fail_at(a, it->index, cs->env.author, "%s a change set "
 			      "after a chain gap: sequence %llu follows "
 			      "sequence %llu", what, (unsigned long long)seq,
@@ -650,24 +696,13 @@ static int audit_chain_next(struct audit *a, const struct audit_item *it,
 	return 0;
 }
 
-/* Why policy refuses this set from this author, or NULL if it allows it
- * (docs/API.md, "Ingest", step 7). */
-static const char *audit_policy(const struct audit_item *it,
-				const struct audit_dev *d, char *buf,
-				size_t n)
+/* Why the schema refuses this set's body, or NULL if it is valid. */
+static const char *audit_body_policy(const struct audit_item *it, char *buf,
+				     size_t n)
 {
 	const struct changeset *cs = &it->u.cs;
 	struct err why;
 
-	if (d->role == ROLE_AUDITOR)
-		return "auditor devices may not write";
-	if (d->role != ROLE_BRANCH && d->role != ROLE_DISTRICT)
-		return "the author's role allows no writing";
-	if (d->role == ROLE_BRANCH && strcmp(cs->env.scope, d->scope) != 0) {
-		snprintf(buf, n, "out of scope: a device of branch %s wrote "
-			 "scope %s", d->scope, cs->env.scope);
-		return buf;
-	}
 	if (cs->env.schema_version != SCHEMA_VERSION) {
 		snprintf(buf, n, "unknown schema version %llu",
 			 (unsigned long long)cs->env.schema_version);
@@ -680,6 +715,26 @@ static const char *audit_policy(const struct audit_item *it,
 	snprintf(buf, n, "the body is not valid for the schema: %.200s",
 		 why.msg);
 	return buf;
+}
+
+/* Why policy refuses this set from this author, or NULL if it allows it
+ * (docs/API.md, "Ingest", step 7). */
+static const char *audit_policy(const struct audit_item *it,
+				const struct audit_dev *d, char *buf,
+				size_t n)
+{
+	const struct changeset *cs = &it->u.cs;
+
+	if (d->role == ROLE_AUDITOR)
+		return "auditor devices may not write";
+	if (d->role != ROLE_BRANCH && d->role != ROLE_DISTRICT)
+		return "the author's role allows no writing";
+	if (d->role == ROLE_BRANCH && strcmp(cs->env.scope, d->scope) != 0) {
+		snprintf(buf, n, "out of scope: a device of branch %s wrote "
+			 "scope %s", d->scope, cs->env.scope);
+		return buf;
+	}
+	return audit_body_policy(it, buf, n);
 }
 
 static int audit_starts(const struct logentry *le, const char *prefix)
@@ -882,19 +937,15 @@ static int audit_accepted(struct audit *a, const struct audit_item *it,
 	const char *why;
 	int applied = 0;
 
-	if (audit_author_ok(a, it, d, "the server accepted") || d) {
+	audit_author_ok(a, it, d, "the server accepted");
+	why = d ? audit_policy(it, d, buf, sizeof buf)
+		: audit_body_policy(it, buf, sizeof buf);
+	if (d)
 		audit_chain_next(a, it, d, "the server accepted", oom);
-		why = audit_policy(it, d, buf, sizeof buf);
-		if (why)
-			audit_fail_at(a, it->index, cs->env.author, "the server "
-				      "accepted a change set that policy "
-				      "refuses: %s", why);
-	} else if (it->body_bad) {
-		why = audit_policy(it, &(struct audit_dev){.role = ROLE_DISTRICT},
-				   buf, sizeof buf);
-		audit_fail_at(a, it->index, cs->env.author, "the server accepted "
-			      "a change set that policy refuses: %s", why);
-	}
+	if (why)
+		audit_fail_at(a, it->index, cs->env.author, "the server "
+			      "accepted a change set that policy refuses: %s",
+			      why);
 	if (it->body_bad || *oom)
 		return 0;
 	if (merge_apply(a->merge, cs, &applied, &a->stats, e))
@@ -1009,60 +1060,76 @@ nomem:
 	return -1;
 }
 
-/* Checks the batch in parallel, then judges and replays it in order, in
- * one transaction of the private replica. */
-static int audit_flush(struct audit *a, struct err *e)
+/* Judges and replays a checked batch in log order, in one transaction
+ * of the private replica, and empties it. */
+static int audit_judge_batch(struct audit *a, struct audit_batch *b,
+			     struct err *e)
 {
 	size_t i;
 	int rc = -1;
 
-	if (a->nitems == 0)
+	audit_batch_wait(b);
+	if (b->nitems == 0)
 		return 0;
-	audit_check_batch(a);
 	if (replica_begin(a->r, e))
-		return -1;
-	for (i = 0; i < a->nitems; i++)
-		if (audit_judge(a, &a->items[i], e))
+		goto cleanup;
+	for (i = 0; i < b->nitems; i++)
+		if (audit_judge(a, &b->items[i], e)) {
+			replica_rollback(a->r);
 			goto cleanup;
+		}
 	if (replica_commit(a->r, e))
 		goto cleanup;
 	rc = 0;
 cleanup:
-	if (rc)
-		replica_rollback(a->r);
-	a->nitems = 0;
-	buf_reset(&a->bytes);
+	b->nitems = 0;
+	buf_reset(&b->bytes);
 	return rc;
+}
+
+/* The batch being filled goes to the workers; the one they checked
+ * before is judged meanwhile, and is filled next. */
+static int audit_rotate(struct audit *a, struct err *e)
+{
+	struct audit_batch *full = &a->batch[a->cur];
+
+	audit_batch_start(a, full);
+	a->cur = !a->cur;
+	return audit_judge_batch(a, &a->batch[a->cur], e);
 }
 
 int audit_entry(struct audit *a, uint64_t index, const uint8_t *entry,
 		size_t len, struct err *e)
 {
+	struct audit_batch *b = &a->batch[a->cur];
 	struct audit_item *it;
+	int too_long = len > LOGENTRY_MAX;
 
-	if (a->nitems == AUDIT_BATCH_ITEMS ||
-	    (a->nitems > 0 && a->bytes.len + len > AUDIT_BATCH_BYTES))
-		if (audit_flush(a, e))
+	if (b->nitems == AUDIT_BATCH_ITEMS ||
+	    (b->nitems > 0 && b->bytes.len + len > AUDIT_BATCH_BYTES)) {
+		if (audit_rotate(a, e))
 			return -1;
-	if (len > LOGENTRY_MAX) {
-		/* judged as what it is: too long to be an entry */
-		len = LOGENTRY_MAX + 1;
-		entry = NULL;
+		b = &a->batch[a->cur];
 	}
-	if (entry)
-		buf_append(&a->bytes, entry, len);
-	if (a->bytes.status) {
+	if (!too_long)
+		buf_append(&b->bytes, entry, len);
+	if (b->bytes.status) {
 		err_set(e, ERR_INVALID, "out of memory reading log entry %llu",
 			(unsigned long long)index);
 		return -1;
 	}
-	it = &a->items[a->nitems++];
+	it = &b->items[b->nitems++];
 	memset(it, 0, sizeof *it);
 	it->index = index;
-	it->off = entry ? a->bytes.len - len : 0;
-	it->len = entry ? len : 0;
-	if (!entry)
+	if (too_long) {
+		/* no entry is this long: judged without keeping its bytes */
+		it->too_long = 1;
+		logentry_leaf_hash(entry, len, it->leaf);
 		it->le_st = BS_ELIMIT;
+		return 0;
+	}
+	it->off = b->bytes.len - len;
+	it->len = len;
 	return 0;
 }
 
@@ -1270,7 +1337,9 @@ int audit_finish(struct audit *a, struct err *e)
 {
 	size_t i;
 
-	if (audit_flush(a, e))
+	/* the older batch first: log order */
+	if (audit_rotate(a, e) ||
+	    audit_judge_batch(a, &a->batch[!a->cur], e))
 		return -1;
 	if (a->res.entries == 0)
 		audit_fail(a, -1, NULL, "the log holds no entries: every log "

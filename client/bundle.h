@@ -17,40 +17,39 @@
 #include "replica.h"
 
 #define BUNDLE_META_MAGIC "BSBN"
-#define BUNDLE_VERSION 1
+#define BUNDLE_VERSION	  1
 /* What a bundle holds: a device's pending change sets (what its next sync
  * would push), or what a district device has for one branch. */
 #define BUNDLE_KIND_DEVICE 1
 #define BUNDLE_KIND_BRANCH 2
 /* magic, version, kind, origin blob, two keys, scope blob, time */
-#define BUNDLE_META_MAX                                                  \
-	(4 + 1 + 1 + 2 + CHECKPOINT_ORIGIN_MAX + 2 * SIGN_PUBLIC_BYTES + 1 + \
+#define BUNDLE_META_MAX                                                        \
+	(4 + 1 + 1 + 2 + CHECKPOINT_ORIGIN_MAX + 2 * SIGN_PUBLIC_BYTES + 1 +   \
 	 CHANGESET_SCOPE_MAX + 8)
 /* Limits of one bundle file, checked by writer and reader alike. */
-#define BUNDLE_MAX_BYTES (256u << 20)
+#define BUNDLE_MAX_BYTES       (256u << 20)
 #define BUNDLE_MAX_ENROLLMENTS 100000u
-#define BUNDLE_MAX_CHANGESETS 1000000u
+#define BUNDLE_MAX_CHANGESETS  1000000u
 /* The largest frame payload a bundle may carry: one change set. */
 #define BUNDLE_FRAME_MAX CHANGESET_MAX_ENCODED
 
 /* The META frame. */
 struct bundle_meta {
-	uint8_t kind;                            /* BUNDLE_KIND_* */
-	char origin[CHECKPOINT_ORIGIN_MAX + 1];  /* the server's log name */
+	uint8_t kind;				/* BUNDLE_KIND_* */
+	char origin[CHECKPOINT_ORIGIN_MAX + 1]; /* the server's log name */
 	uint8_t server_pk[SIGN_PUBLIC_BYTES];
-	uint8_t exporter[SIGN_PUBLIC_BYTES];     /* the device that wrote it */
+	uint8_t exporter[SIGN_PUBLIC_BYTES]; /* the device that wrote it */
 	char scope[CHANGESET_SCOPE_MAX + 1];
-	uint64_t time_ms;                        /* informative */
+	uint64_t time_ms; /* informative */
 };
 
 /* Appends the META payload. BS_EINVALID for a kind, origin or scope the
  * format forbids (nothing appended then); else out's sticky status. */
-enum bs_status bundle_meta_encode(const struct bundle_meta *m,
-				  struct buf *out);
+enum bs_status bundle_meta_encode(const struct bundle_meta *m, struct buf *out);
 /* Strictly decodes exactly one META payload. Allocates nothing. */
 enum bs_status bundle_meta_decode(const uint8_t *p, size_t len,
 				  struct bundle_meta *out /* OUT */)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 
 /* A bundle's frames, checked for layout only (META first, then ENROLLMENT
  * frames, then CHANGESET frames, then END), pointing into the file's bytes,
@@ -62,9 +61,9 @@ struct bundle_frame {
 
 struct bundle {
 	struct bundle_meta meta;
-	struct bundle_frame *enrollments;  /* frames 2 .. 1 + nenrollments */
+	struct bundle_frame *enrollments; /* frames 2 .. 1 + nenrollments */
 	size_t nenrollments;
-	struct bundle_frame *changesets;   /* the frames after them */
+	struct bundle_frame *changesets; /* the frames after them */
 	size_t nchangesets;
 };
 
@@ -84,7 +83,7 @@ void bundle_release(struct bundle *b);
 struct bundle_export_summary {
 	uint8_t kind;
 	uint64_t changesets, enrollments, bytes;
-	uint64_t missing;     /* authors whose signed enrollment is unknown */
+	uint64_t missing; /* authors whose signed enrollment is unknown */
 };
 
 /*
@@ -105,10 +104,10 @@ int bundle_export(struct replica *r, const struct identity *id,
 /* What an import did. */
 struct bundle_import_summary {
 	struct bundle_meta meta;
-	uint64_t changesets;  /* in the bundle */
-	uint64_t applied;     /* merged for the first time */
-	uint64_t duplicates;  /* already here */
-	uint64_t relayed;     /* queued in bs_relay for the next sync */
+	uint64_t changesets; /* in the bundle */
+	uint64_t applied;    /* merged for the first time */
+	uint64_t duplicates; /* already here */
+	uint64_t relayed;    /* queued in bs_relay for the next sync */
 	uint64_t conflicts;
 };
 
@@ -116,10 +115,11 @@ struct bundle_import_summary {
  * Reads the bundle file at `path`, verifies all of it (docs/BUNDLE.md,
  * "Import") and only then applies its change sets, in bundle order, in one
  * transaction; on a district device, others' change sets from a device
- * bundle are also queued for relay. Fails with ERR_VERIFY (nothing
- * applied; the message names the frame), ERR_INVALID (not enrolled, a
- * bundle this device may not see, a file or database error) or ERR_USAGE
- * never. Allocates nothing that outlives the call.
+ * bundle are also queued for relay. Fails with ERR_VERIFY (the bundle
+ * does not verify; the message names the frame) or ERR_INVALID (not
+ * enrolled, a bundle this device may not see, a file or database error);
+ * either way nothing was applied. Allocates nothing that outlives the
+ * call.
  */
 int bundle_import(struct replica *r, const struct identity *id,
 		  const char *path, struct bundle_import_summary *sum /* OUT */,

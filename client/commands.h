@@ -15,6 +15,8 @@ extern const struct cli_command cmd_status;
 extern const struct cli_command cmd_status_conflicts;
 extern const struct cli_command cmd_enroll;
 extern const struct cli_command cmd_sync;
+extern const struct cli_command cmd_bundle;
+extern const struct cli_command cmd_audit;
 
 /* The replica path: `opt` (from --db) or else $BRANCHSYNC_DB. Fails with
  * ERR_USAGE when neither is set. */

@@ -10,6 +10,7 @@
 #include <sodium.h>
 
 #include "answer.h"
+#include "bundle.h"
 #include "commands.h"
 #include "enrollment.h"
 #include "identity.h"
@@ -62,6 +63,9 @@ struct enroll_answer {
 	char origin[CHECKPOINT_ORIGIN_MAX + 1];
 	uint64_t index;
 	struct checkpoint cp;
+	/* the enrollment's exact signed bytes, kept for bundles */
+	uint8_t en_bytes[ENROLLMENT_SIGNED_MAX];
+	size_t en_len;
 };
 
 static int enroll_hex(const char *hex, uint8_t *out, size_t n)
@@ -251,6 +255,8 @@ static int enroll_verify(const struct transport_reply *rep,
 			"device");
 		goto cleanup;
 	}
+	memcpy(ans->en_bytes, enb.data, enb.len);
+	ans->en_len = enb.len;
 	if (answer_frames_expect(&fr, FRAME_ENTRY, "log entry", &f, e))
 		goto cleanup;
 	buf_append(&eb, f.payload, f.len);
@@ -343,6 +349,8 @@ static int enroll_store(struct replica *r, const struct enroll_args *a,
 	    (a->cacert_abs &&
 	     replica_setting_set_text(r, "cacert", a->cacert_abs, e)) ||
 	    sync_author_enrolled(r, &ans->en, ans->index, e) ||
+	    bundle_enrollment_keep(r, ans->en.device, ans->en_bytes,
+				   ans->en_len, e) ||
 	    replica_commit(r, e)) {
 		replica_rollback(r);
 		return -1;

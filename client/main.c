@@ -21,6 +21,8 @@ static const struct cli_command *const commands[] = {
 	&cmd_status_conflicts,
 	&cmd_enroll,
 	&cmd_sync,
+	&cmd_bundle,
+	&cmd_audit,
 };
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
 

@@ -12,6 +12,7 @@
 #include <sqlite3.h>
 
 #include "answer.h"
+#include "bundle.h"
 #include "changeset.h"
 #include "cli.h"
 #include "clock.h"
@@ -54,6 +55,13 @@ struct sync_batch {
 	struct buf body;
 	struct buf verdicts;           /* the answer's verdicts, copied */
 	size_t off[SYNC_PUSH_COUNT + 1];
+	/* A batch of other devices' change sets this district device took
+	 * from bundles (bs_relay, docs/BUNDLE.md) rather than of our outbox.
+	 * Relay rows are read after (after_author, after_seq), so that one
+	 * left pending by an unlogged refusal is not sent again this sync. */
+	int relay;
+	uint8_t after_author[SIGN_PUBLIC_BYTES];
+	int64_t after_seq;
 };
 
 /* What a pull page did, counted into the summary once it commits. */
@@ -270,9 +278,18 @@ static int sync_batch_fill(struct sync *s, struct sync_batch *b,
 	buf_reset(&b->verdicts);
 	/* rows are read one step at a time: memory stays bounded by the
 	 * batch, whatever the outbox holds */
-	if (sync_prepare(s, "SELECT seq, id, bytes FROM bs_outbox WHERE acked=0"
-			 " ORDER BY seq", &st, e))
+	if (sync_prepare(s, b->relay
+			 ? "SELECT seq, id, bytes, author FROM bs_relay"
+			   " WHERE acked=0 AND (author, seq) > (?1, ?2)"
+			   " ORDER BY author, seq"
+			 : "SELECT seq, id, bytes FROM bs_outbox WHERE acked=0"
+			   " ORDER BY seq", &st, e))
 		return -1;
+	if (b->relay) {
+		sqlite3_bind_blob(st, 1, b->after_author, SIGN_PUBLIC_BYTES,
+				  SQLITE_STATIC);
+		sqlite3_bind_int64(st, 2, b->after_seq);
+	}
 	frame_stream_begin(&b->body);
 	while (b->n < SYNC_PUSH_COUNT &&
 	       (step = sqlite3_step(st)) == SQLITE_ROW) {
@@ -280,7 +297,9 @@ static int sync_batch_fill(struct sync *s, struct sync_batch *b,
 
 		if (b->n > 0 && b->bytes + n > SYNC_PUSH_BYTES)
 			break;
-		if (sqlite3_column_bytes(st, 1) != HASH_BYTES || n == 0) {
+		if (sqlite3_column_bytes(st, 1) != HASH_BYTES || n == 0 ||
+		    (b->relay &&
+		     sqlite3_column_bytes(st, 3) != SIGN_PUBLIC_BYTES)) {
 			err_set(e, ERR_INVALID, "outbox row %lld is damaged",
 				(long long)sqlite3_column_int64(st, 0));
 			goto cleanup;
@@ -289,6 +308,11 @@ static int sync_batch_fill(struct sync *s, struct sync_batch *b,
 		memcpy(b->id[b->n], sqlite3_column_blob(st, 1), HASH_BYTES);
 		frame_put(&b->body, FRAME_CHANGESET, sqlite3_column_blob(st, 2),
 			  n);
+		if (b->relay) {
+			memcpy(b->after_author, sqlite3_column_blob(st, 3),
+			       SIGN_PUBLIC_BYTES);
+			b->after_seq = b->seq[b->n];
+		}
 		b->bytes += n;
 		b->n++;
 	}
@@ -384,14 +408,17 @@ static void sync_note_refusal(struct sync *s, const char *reason, size_t len)
 	s->sum->refusal[len] = '\0';
 }
 
-/* Applies one verdict to its outbox row. A refusal the server did not log
- * leaves the row pending and its reason in `unlogged` (else empty). */
+/* Applies one verdict to its outbox (or relay) row. A refusal the server
+ * did not log leaves the row pending and its reason in `unlogged` (else
+ * empty). */
 static int sync_verdict(struct sync *s, struct sync_batch *b, size_t i,
 			char unlogged[VERDICT_REASON_MAX + 1], struct err *e)
 {
 	struct verdict v;
 	sqlite3_stmt *st = NULL;
-	char hex[17];
+	static const char relayed[] = "relayed for another device: ";
+	char hex[17], why[VERDICT_REASON_MAX + 1];
+	size_t n, len;
 	int acked;
 
 	unlogged[0] = '\0';
@@ -415,24 +442,58 @@ static int sync_verdict(struct sync *s, struct sync_batch *b, size_t i,
 		return 0;
 	}
 	if (sync_receipt(s, &v, e) ||
-	    sync_prepare(s, "UPDATE bs_outbox SET acked=?1, receipt=?2,"
-			 " verdict=?3 WHERE seq=?4", &st, e))
+	    sync_prepare(s, b->relay
+			 ? "UPDATE bs_relay SET acked=?1, receipt=?2,"
+			   " verdict=?3 WHERE id=?4"
+			 : "UPDATE bs_outbox SET acked=?1, receipt=?2,"
+			   " verdict=?3 WHERE seq=?4", &st, e))
 		return -1;
 	acked = v.status == VERDICT_REFUSED ? 2 : 1;
 	sqlite3_bind_int(st, 1, acked);
 	sqlite3_bind_blob64(st, 2, v.receipt, v.receipt_len, SQLITE_STATIC);
 	if (acked == 2)
 		sqlite3_bind_text(st, 3, v.reason, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 4, b->seq[i]);
+	if (b->relay)
+		sqlite3_bind_blob(st, 4, b->id[i], HASH_BYTES, SQLITE_STATIC);
+	else
+		sqlite3_bind_int64(st, 4, b->seq[i]);
 	if (v.status == VERDICT_ACCEPTED)
 		s->sum->accepted++;
 	else if (v.status == VERDICT_DUPLICATE)
 		s->sum->duplicates++;
 	else {
 		s->sum->refused++;
-		sync_note_refusal(s, v.reason, strlen(v.reason));
+		/* the reason, said to be a relayed set's when it is */
+		n = b->relay ? strlen(relayed) : 0;
+		memcpy(why, relayed, n);
+		len = strnlen(v.reason, sizeof why - 1 - n);
+		memcpy(why + n, v.reason, len);
+		sync_note_refusal(s, why, n + len);
 	}
 	return sync_done(s, st, e);
+}
+
+/* A relayed set the server refused without logging it (a gap in its
+ * author's chain, a revoked author, ...): the reason stays with the row,
+ * which stays queued, and this device's own pushes go on. */
+static int sync_relay_unlogged(struct sync *s, const struct sync_batch *b,
+			       size_t i, const char *reason, struct err *e)
+{
+	sqlite3_stmt *st = NULL;
+	char hex[17];
+
+	if (sync_prepare(s, "UPDATE bs_relay SET verdict=?2 WHERE id=?1", &st,
+			 e))
+		return -1;
+	sqlite3_bind_blob(st, 1, b->id[i], HASH_BYTES, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, reason, -1, SQLITE_STATIC);
+	if (sync_done(s, st, e))
+		return -1;
+	sync_short_hex(b->id[i], hex);
+	cli_warn("the server refused change set %s, relayed for another "
+		 "device, without logging it (%s); it stays queued for the "
+		 "next sync", hex, reason);
+	return 0;
 }
 
 /* Commits a batch's verdicts and the checkpoint that covers them. */
@@ -451,6 +512,11 @@ static int sync_push_commit(struct sync *s, struct sync_batch *b,
 	for (i = 0; i < b->n; i++) {
 		if (sync_verdict(s, b, i, reason, e))
 			goto fail;
+		if (reason[0] && b->relay) {
+			if (sync_relay_unlogged(s, b, i, reason, e))
+				goto fail;
+			continue;
+		}
 		if (reason[0] && !*stop) {
 			*stop = 1;
 			first = b->seq[i];
@@ -523,9 +589,12 @@ static int sync_push(struct sync *s, struct err *e)
 	}
 	buf_init(&b->body, SYNC_PUSH_BODY_MAX);
 	buf_init(&b->verdicts, SYNC_PUSH_COUNT * SYNC_VERDICT_MAX);
-	while (!done)
-		if (sync_push_batch(s, b, &done, e))
-			goto cleanup;
+	/* relayed sets first: this device's own may build on what it
+	 * relays, never the other way round (docs/BUNDLE.md) */
+	for (b->relay = 1; b->relay >= 0; b->relay--)
+		for (done = 0; !done;)
+			if (sync_push_batch(s, b, &done, e))
+				goto cleanup;
 	rc = 0;
 cleanup:
 	buf_release(&b->body);
@@ -712,7 +781,10 @@ static int sync_apply_entry(struct sync *s, uint64_t index,
 		if (enrollment_open(le.payload, le.payload_len, s->server_pk,
 				    &en) != BS_OK)
 			break;
-		return sync_author_enrolled(s->r, &en, index, e);
+		/* the signed bytes too, so bundles can carry them */
+		return sync_author_enrolled(s->r, &en, index, e) ||
+		       bundle_enrollment_keep(s->r, en.device, le.payload,
+					      le.payload_len, e) ? -1 : 0;
 	case LOGENTRY_REVOCATION:
 		if (revocation_open(le.payload, le.payload_len, s->server_pk,
 				    &rv) != BS_OK)

@@ -18,7 +18,11 @@ work=$(mktemp -d /tmp/bs-bench.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 lines="$work/figures.jsonl"
 : >"$lines"
-for b in capture ingest; do
+# the sync benchmarks run the programs of this build
+export BRANCHSYNC_BIN="$PWD/build-bench/client/branchsync" \
+	BRANCHSYNCD_BIN="$PWD/build-bench/server/branchsyncd" \
+	FAULTPROXY_BIN="$PWD/build-bench/tests/faultproxy"
+for b in capture ingest sync_wire sync_initial sync_noop sync_memory; do
 	echo "bench: $b" >&2
 	"build-bench/bench/bench_$b" "$work" >>"$lines"
 done

@@ -495,22 +495,22 @@ cleanup:
 	return ok;
 }
 
-static int read_push(struct api *a, const uint8_t *body, size_t len,
-		     struct ingest_outcome *outs, size_t *n,
-		     struct http_response *resp)
+/* Splits a push body into its change sets (pointers into body), checking
+ * the frame stream whole before anything is ingested. */
+static int split_push(const uint8_t *body, size_t len, const uint8_t **sets,
+		      size_t *lens, size_t *n, struct http_response *resp)
 {
 	struct frame_reader fr;
 	struct frame f;
 	size_t used, off = 0;
 	enum bs_status st = BS_OK;
-	struct err e;
 	int rc = -1;
 
 	*n = 0;
-	err_init(&e);
 	frame_reader_init(&fr, CHANGESET_MAX_ENCODED);
 	for (;;) {
-		/* take every complete frame before feeding more bytes */
+		/* feed stops at the end of each frame, so a frame's payload
+		 * is the f.len bytes of body just before off */
 		while (frame_reader_next(&fr, &f)) {
 			if (f.type != FRAME_CHANGESET) {
 				fail(resp, 400, "a push carries only change "
@@ -522,12 +522,8 @@ static int read_push(struct api *a, const uint8_t *body, size_t len,
 				     API_MAX_PUSH);
 				goto cleanup;
 			}
-			if (ingest_changeset(a->ingest, f.payload, f.len,
-					     (int64_t)clock_wall_ms(), &outs[*n],
-					     &e)) {
-				fail(resp, 500, "%s", e.msg);
-				goto cleanup;
-			}
+			sets[*n] = body + off - f.len;
+			lens[*n] = f.len;
 			(*n)++;
 		}
 		if (off == len)
@@ -549,10 +545,31 @@ cleanup:
 	return rc;
 }
 
+static int ingest_push(struct api *a, const uint8_t *const *sets,
+		       const size_t *lens, const uint8_t *sig_ok, size_t n,
+		       struct ingest_outcome *outs, struct http_response *resp)
+{
+	struct err e;
+	size_t i;
+
+	err_init(&e);
+	for (i = 0; i < n; i++) {
+		if (ingest_changeset(a->ingest, sets[i], lens[i], sig_ok[i],
+				     (int64_t)clock_wall_ms(), &outs[i], &e)) {
+			fail(resp, 500, "%s", e.msg);
+			return -1;
+		}
+	}
+	return 0;
+}
+
 static void post_push(struct api *a, const struct http_request *req,
 		      struct http_response *resp, struct caller *who)
 {
 	struct ingest_outcome *outs = NULL;
+	const uint8_t **sets = NULL;
+	size_t *lens = NULL;
+	uint8_t *sig_ok = NULL;
 	struct checkpoint cp;
 	struct buf inflated, b;
 	const uint8_t *body;
@@ -566,13 +583,19 @@ static void post_push(struct api *a, const struct http_request *req,
 	    post_body(req, resp, &inflated, &body, &len))
 		goto cleanup;
 	outs = mem_calloc(API_MAX_PUSH, sizeof *outs);
-	if (!outs) {
+	sets = mem_calloc(API_MAX_PUSH, sizeof *sets);
+	lens = mem_calloc(API_MAX_PUSH, sizeof *lens);
+	sig_ok = mem_calloc(API_MAX_PUSH, 1);
+	if (!outs || !sets || !lens || !sig_ok) {
 		fail(resp, 500, "out of memory");
 		goto cleanup;
 	}
+	if (split_push(body, len, sets, lens, &n, resp))
+		goto cleanup;
+	ingest_verify_batch(sets, lens, n, 0, sig_ok);
 	if (begin(a, resp))
 		goto cleanup;
-	if (read_push(a, body, len, outs, &n, resp) ||
+	if (ingest_push(a, sets, lens, sig_ok, n, outs, resp) ||
 	    srvlog_checkpoint(a->log, (int64_t)clock_wall_ms(), &cp, &e)) {
 		if (e.kind)
 			fail(resp, 500, "%s", e.msg);
@@ -593,6 +616,9 @@ static void post_push(struct api *a, const struct http_request *req,
 	send_frames(req, resp, &b);
 cleanup:
 	mem_free(outs);
+	mem_free(sets);
+	mem_free(lens);
+	mem_free(sig_ok);
 	buf_release(&inflated);
 	buf_release(&b);
 }

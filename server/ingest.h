@@ -32,9 +32,19 @@ int ingest_new(struct store *s, struct srvlog *log, struct ingest **out,
 	       struct err *e);
 void ingest_free(struct ingest *in);
 
+/* sig_ok: the caller already verified this exact byte string's signature
+ * (ingest_verify_batch); 0 makes ingest verify it. */
 int ingest_changeset(struct ingest *in, const uint8_t *bytes, size_t len,
-		     int64_t now_ms, struct ingest_outcome *out /* OUT */,
-		     struct err *e);
+		     int sig_ok, int64_t now_ms,
+		     struct ingest_outcome *out /* OUT */, struct err *e);
+
+/* Decodes and verifies the signatures of n encoded change sets on up to
+ * `threads` threads (0: the online cores); ok[i] is 1 when set i decodes and
+ * its author's signature verifies. Signature checks dominate ingest, and
+ * they need nothing from the database, so they run before the transaction
+ * and in parallel. */
+void ingest_verify_batch(const uint8_t *const *bytes, const size_t *lens,
+			 size_t n, unsigned threads, uint8_t *ok /* OUT */);
 
 /* Signs and logs an enrollment of `device` and registers it. *signed_bytes
  * (mem_free) gets the signed enrollment. Enrolling a known device fails. */

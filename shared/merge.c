@@ -985,7 +985,8 @@ static int table_has_tombstones(struct merge *m, const struct schema_table *t,
 	sqlite3_stmt *st = NULL;
 	int found;
 
-	if (sqlite3_prepare_v2(m->db, "SELECT 1 FROM bs_rows WHERE tbl=?1 AND"
+	if (sqlite3_prepare_v2(m->db, "SELECT 1 FROM bs_rows INDEXED BY"
+			       " bs_rows_tombstones WHERE tbl=?1 AND"
 			       " del_hlc IS NOT NULL LIMIT 1", -1, &st,
 			       NULL) != SQLITE_OK)
 		return db_fail(m, e);

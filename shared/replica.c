@@ -123,9 +123,18 @@ static int migrate_4(sqlite3 *db, struct err *e)
 		e);
 }
 
+/* Migration 5: find a table's tombstones without scanning its rows (every
+ * capture asks whether a table has any, merge.c table_has_tombstones). */
+static int migrate_5(sqlite3 *db, struct err *e)
+{
+	return replica_exec(db,
+		"CREATE INDEX bs_rows_tombstones ON bs_rows(tbl)"
+		" WHERE del_hlc IS NOT NULL;", e);
+}
+
 typedef int (*migration_fn)(sqlite3 *db, struct err *e);
-static const migration_fn migrations[REPLICA_VERSION] = {migrate_1, migrate_2,
-							 migrate_3, migrate_4};
+static const migration_fn migrations[REPLICA_VERSION] = {
+	migrate_1, migrate_2, migrate_3, migrate_4, migrate_5};
 
 int replica_migrate(sqlite3 *db, int version, struct err *e)
 {

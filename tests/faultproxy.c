@@ -751,7 +751,8 @@ static void conn_events(struct conn *c, int side, short rev, int64_t now)
 		c->connecting = 0;
 		return;
 	}
-	if (rev & POLLOUT)
+	/* an error or hang-up shows up when writing: retry the write */
+	if (rev & (POLLOUT | POLLERR | POLLHUP))
 		c->lane[1 - side].blocked = 0;
 	if ((rev & (POLLIN | POLLERR | POLLHUP)) && c->lane[side].end_ms < 0)
 		lane_read(c, side, now);
@@ -883,7 +884,7 @@ static int listen_start(void)
 		say("cannot write %s: %s", opt.port_file, strerror(errno));
 		return 2;
 	}
-	trace("listening on port %s", port);
+	trace("listening on port %.*s", (int)strcspn(port, "\n"), port);
 	return 0;
 }
 

@@ -49,6 +49,9 @@ void harness_tmp_teardown(void);
 const char *harness_root(void);
 /* tmp/NAME into out */
 void harness_path(char *out, size_t n, const char *name);
+/* snprintf that fails the test rather than truncate */
+void harness_fmt(char *out, size_t n, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
 
 /* ---- processes ---- */
 
@@ -77,10 +80,13 @@ int harness_wait(pid_t pid);
 /* Like harness_wait, but gives up after `seconds`: returns -1 then (the
  * process keeps running). */
 int harness_wait_for(pid_t pid, double seconds);
+/* Whether a spawned process has not ended yet (it is not reaped). */
+int harness_running(pid_t pid);
 /* Sends sig and waits; returns as harness_wait. */
 int harness_kill(pid_t pid, int sig);
 /* Waits (up to `seconds`) for pid to write a port number to `file`;
- * returns it, or 0 if pid ended first or time ran out. */
+ * returns it, or 0 if pid ended first (not reaped: harness_wait does
+ * that) or time ran out. */
 int harness_port_wait(const char *file, pid_t pid, double seconds);
 
 /* ---- the server ---- */
@@ -88,8 +94,8 @@ int harness_port_wait(const char *file, pid_t pid, double seconds);
 /* branchsyncd init in `dir` (district "Test"), with branches b1 and b2. */
 void harness_server_init(struct harness_server *s, const char *dir);
 /* Serves on `port` (0: a random free one below the ephemeral range, so
- * that while it is stopped no other test's server takes it); the log goes
- * to dir/../NAME.log. */
+ * that while it is stopped no other test's server takes it); its output
+ * goes to DIR.log, its port to DIR.port. */
 void harness_server_start(struct harness_server *s, int port);
 /* SIGTERM; it must end with exit 0. */
 void harness_server_stop(struct harness_server *s);

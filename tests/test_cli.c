@@ -296,9 +296,8 @@ START_TEST(version_help_and_unknown_commands)
 		ck_assert_msg(strstr(r.out, cmds[i]) != NULL, "%s", cmds[i]);
 	ck_assert_ptr_nonnull(strstr(r.out, "  sync "));
 	ck_assert_ptr_nonnull(strstr(r.out, "  enroll "));
-	/* Later commands are not listed until they exist. */
-	ck_assert_ptr_null(strstr(r.out, "  bundle "));
-	ck_assert_ptr_null(strstr(r.out, "  audit "));
+	ck_assert_ptr_nonnull(strstr(r.out, "  bundle "));
+	ck_assert_ptr_nonnull(strstr(r.out, "  audit "));
 	run_free(&r);
 	for (i = 0; cmds[i]; i++) {
 		char want[64];
@@ -316,7 +315,6 @@ START_TEST(version_help_and_unknown_commands)
 		run_free(&r);
 	}
 	expect_error(1, "unknown command 'bogus'", "bogus", "--db", db, NULL);
-	expect_error(1, "unknown command 'audit'", "audit", NULL);
 	r = run_argv((const char *const[]){ "branchsync", NULL });
 	ck_assert_int_eq(r.code, 1);
 	ck_assert_uint_eq(r.outlen, 0);
