@@ -4,8 +4,8 @@
  * loopback; then a fresh device of the branch pulls them; the same again
  * with the rows in one import (the largest change sets the importer
  * makes). Peak RSS of each sync process (wait4's ru_maxrss, the child's
- * own) beside that of a no-op sync of the same program. One JSON object per figure on stdout
- * (scripts/bench.sh). Not a test. */
+ * own) beside that of a no-op sync of the same program. One JSON object
+ * per figure on stdout (scripts/bench.sh). Not a test. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -117,11 +117,11 @@ int main(int argc, char **argv)
 	measure(&s, IMPORTS, &branch, &push[0], &pull[0], &idle[0],
 		&largest[0]);
 	measure(&s, 1, &branch, &push[1], &pull[1], &idle[1], &largest[1]);
-	figure("sync pushing", "4 imports", largest[0], push[0], idle[0]);
-	figure("fresh device pulling", "4 imports", largest[0], pull[0],
+	figure("push of", "4 imports", largest[0], push[0], idle[0]);
+	figure("fresh device pull of", "4 imports", largest[0], pull[0],
 	       idle[0]);
-	figure("sync pushing", "1 import", largest[1], push[1], idle[1]);
-	figure("fresh device pulling", "1 import", largest[1], pull[1],
+	figure("push of", "1 import", largest[1], push[1], idle[1]);
+	figure("fresh device pull of", "1 import", largest[1], pull[1],
 	       idle[1]);
 	benchsync_server_stop(&s);
 	return 0;
