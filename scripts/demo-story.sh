@@ -91,6 +91,8 @@ if "$bs" --help | grep -q '  bundle '; then
 	run "$bs" bundle export --db "$work/dashan.db" --out "$work/usb-dashan.bundle"
 	run "$bs" bundle import --db "$work/office.db" "$work/usb-dashan.bundle"
 	run "$bs" sync --db "$work/office.db"
+	echo "(days later Dashan gets a link: its change set is already at the district)"
+	run "$bs" sync --db "$work/dashan.db" --json
 else
 	say "6. Dashan syncs (bundles are not in this build)"
 	run "$bs" sync --db "$work/dashan.db"
