@@ -1,8 +1,9 @@
 /* audit.c - the auditor's verifier (see audit.h; the rules and what each
- * failure means are in docs/AUDIT.md). Entries are buffered in batches;
- * each batch is first checked in parallel (leaf hashes, decoding,
- * signatures, body validity), then judged and replayed in log order by one
- * thread, so memory stays bounded by the batch. Not for I/O of any kind. */
+ * failure means are in docs/AUDIT.md). Entries are buffered in batches:
+ * worker threads check a batch on its own (leaf hashes, decoding,
+ * signatures, body validity) while the caller's thread judges and replays
+ * the batch before it in log order, so memory stays bounded by two batches
+ * and signature checking overlaps the replay. Not for I/O of any kind. */
 #include "audit.h"
 
 #include <pthread.h>

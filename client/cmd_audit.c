@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <sodium.h>
 #include <sqlite3.h>
@@ -30,6 +31,8 @@
 #define AUDIT_PAGE_LIMIT 2000
 /* Bytes read from the export file at a time. */
 #define AUDIT_READ_CHUNK (1u << 20)
+/* A progress line per this many entries, on a terminal only. */
+#define AUDIT_PROGRESS_EVERY 20000
 /* Small answers: a checkpoint, a digest or a proof, and END. */
 #define AUDIT_SMALL_FRAME_MAX 8192
 
@@ -73,7 +76,20 @@ struct cmd_audit {
 	int have_old;
 	struct checkpoint old;
 	int forked, stored;
+	/* progress on a terminal */
+	int progress;
+	uint64_t fed;
 };
+
+/* Feeds one entry, telling a person at a terminal how far it got. */
+static int cmd_audit_feed(struct cmd_audit *c, uint64_t index,
+			  const uint8_t *entry, size_t len, struct err *e)
+{
+	if (c->progress && ++c->fed % AUDIT_PROGRESS_EVERY == 0)
+		fprintf(stderr, "branchsync: audit: %llu entries read\n",
+			(unsigned long long)c->fed);
+	return audit_entry(c->a, index, entry, len, e);
+}
 
 static int cmd_audit_hex(const char *hex, uint8_t *out, size_t n)
 {
@@ -140,7 +156,7 @@ static int cmd_audit_frame(struct cmd_audit *c, const struct frame *f,
 				   (unsigned long long)at);
 			return 0;
 		}
-		return audit_entry(c->a, index, entry, elen, e);
+		return cmd_audit_feed(c, index, entry, elen, e);
 	case FRAME_CHECKPOINT:
 		audit_checkpoint(c->a, f->payload, f->len);
 		return 0;
@@ -429,7 +445,7 @@ static int cmd_audit_page(struct cmd_audit *c, struct transport *t,
 				       e))
 			goto cleanup;
 		if (index < cp->size &&
-		    audit_entry(c->a, index, entry, elen, e))
+		    cmd_audit_feed(c, index, entry, elen, e))
 			goto cleanup;
 	}
 	if (got < 0)
@@ -862,6 +878,7 @@ static int cmd_audit_run(const struct cli_command *cmd, int argc, char **argv)
 	memset(&c, 0, sizeof c);
 	if (cmd_audit_args(cmd, argc, argv, &c, &e))
 		goto cleanup;
+	c.progress = isatty(STDERR_FILENO);
 	rc = c.log ? cmd_audit_file(&c, &e) : cmd_audit_server(&c, &e);
 	if (rc)
 		goto cleanup;

@@ -12,16 +12,8 @@ static const uint8_t receipt_magic[4] = {'B', 'S', 'R', 'C'};
 /* Origins are printable: no control bytes, so they can be shown safely. */
 static int origin_valid(const char *s, size_t len)
 {
-	size_t i;
-
-	if (len < 1 || len > CHECKPOINT_ORIGIN_MAX)
-		return 0;
-	for (i = 0; i < len; i++) {
-		unsigned char c = (unsigned char)s[i];
-		if (c < 0x20 || c == 0x7f)
-			return 0;
-	}
-	return 1;
+	return len >= 1 && len <= CHECKPOINT_ORIGIN_MAX &&
+	       wire_printable(s, len);
 }
 
 enum bs_status checkpoint_encode(const struct checkpoint *cp, struct buf *out)

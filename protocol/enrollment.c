@@ -36,16 +36,7 @@ int enrollment_role_parse(const char *name, enum enrollment_role *role)
 /* Printable text without control bytes (names are shown to people). */
 static int text_valid(const char *s, size_t len, size_t max, int allow_empty)
 {
-	size_t i;
-
-	if (len > max || (!allow_empty && len == 0))
-		return 0;
-	for (i = 0; i < len; i++) {
-		unsigned char c = (unsigned char)s[i];
-		if (c < 0x20 || c == 0x7f)
-			return 0;
-	}
-	return 1;
+	return len <= max && (allow_empty || len > 0) && wire_printable(s, len);
 }
 
 static int enrollment_valid(const struct enrollment *en)

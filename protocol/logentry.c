@@ -10,8 +10,6 @@ static const uint8_t logentry_magic[4] = {'B', 'S', 'L', 'E'};
 
 static enum bs_status logentry_check(const struct logentry *le)
 {
-	size_t i;
-
 	if (le->kind < LOGENTRY_CHANGESET || le->kind > LOGENTRY_REVOCATION)
 		return BS_EINVALID;
 	if (le->verdict != LOGENTRY_ACCEPTED && le->verdict != LOGENTRY_REFUSED)
@@ -26,12 +24,7 @@ static enum bs_status logentry_check(const struct logentry *le)
 	/* what the decoder would refuse, the encoder must not write */
 	if (le->payload_len > CHANGESET_MAX_ENCODED)
 		return BS_ELIMIT;
-	for (i = 0; i < le->reason_len; i++) {
-		unsigned char c = (unsigned char)le->reason[i];
-		if (c < 0x20 || c == 0x7f)
-			return BS_EINVALID;
-	}
-	return BS_OK;
+	return wire_printable(le->reason, le->reason_len) ? BS_OK : BS_EINVALID;
 }
 
 enum bs_status logentry_encode(const struct logentry *le, struct buf *out)

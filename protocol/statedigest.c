@@ -10,14 +10,7 @@ static const uint8_t statedigest_magic[4] = {'B', 'S', 'S', 'D'};
 
 static int origin_ok(const char *s, size_t n)
 {
-	size_t i;
-
-	if (n == 0 || n > CHECKPOINT_ORIGIN_MAX)
-		return 0;
-	for (i = 0; i < n; i++)
-		if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
-			return 0;
-	return 1;
+	return n >= 1 && n <= CHECKPOINT_ORIGIN_MAX && wire_printable(s, n);
 }
 
 enum bs_status statedigest_sign(struct statedigest *sd,

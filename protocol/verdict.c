@@ -7,8 +7,6 @@
 
 static enum bs_status verdict_check(const struct verdict *v, size_t rlen)
 {
-	size_t i;
-
 	if (v->status > VERDICT_REFUSED || rlen > VERDICT_REASON_MAX)
 		return BS_EINVALID;
 	if (v->status != VERDICT_REFUSED && v->receipt_len == 0)
@@ -17,12 +15,7 @@ static enum bs_status verdict_check(const struct verdict *v, size_t rlen)
 		return BS_EINVALID;
 	if (v->receipt_len > RECEIPT_SIGNED_MAX)
 		return BS_ELIMIT;
-	for (i = 0; i < rlen; i++) {
-		unsigned char c = (unsigned char)v->reason[i];
-		if (c < 0x20 || c == 0x7f)
-			return BS_EINVALID;
-	}
-	return BS_OK;
+	return wire_printable(v->reason, rlen) ? BS_OK : BS_EINVALID;
 }
 
 enum bs_status verdict_encode(const struct verdict *v, struct buf *out)

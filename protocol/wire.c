@@ -104,6 +104,17 @@ enum bs_status wire_expect_end(const struct wire_reader *r)
 	return r->pos == r->len ? BS_OK : BS_ETRAILING;
 }
 
+int wire_printable(const void *p, size_t n)
+{
+	const unsigned char *c = p;
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (c[i] < 0x20 || c[i] == 0x7f)
+			return 0;
+	return 1;
+}
+
 size_t wire_varint_encode(uint64_t v, uint8_t *out)
 {
 	size_t n = 0;

@@ -40,6 +40,10 @@ enum bs_status wire_get_blob(struct wire_reader *r, size_t max,
 /* BS_ETRAILING unless every byte was consumed. */
 enum bs_status wire_expect_end(const struct wire_reader *r);
 
+/* 1 if none of the n bytes is a control byte (0x00-0x1f, 0x7f): the rule
+ * for every text field people are shown (FORMAT.md, "text(max)"). */
+int wire_printable(const void *p, size_t n);
+
 /* Writers append to a struct buf; errors stick in b->status. */
 void wire_put_varint(struct buf *b, uint64_t v);
 void wire_put_u64be(struct buf *b, uint64_t v);

@@ -12,6 +12,7 @@
 
 #include <sodium.h>
 
+#include "cli.h"
 #include "clock.h"
 #include "devices.h"
 #include "digest.h"
@@ -80,24 +81,6 @@ void api_set_http(struct api *a, struct http_server *h) { a->http = h; }
 
 /* ---- answers ---- */
 
-static void json_escape(struct buf *b, const char *s)
-{
-	for (; *s; s++) {
-		unsigned char c = (unsigned char)*s;
-		char esc[8];
-
-		if (c == '"' || c == '\\') {
-			buf_append_u8(b, '\\');
-			buf_append_u8(b, c);
-		} else if (c < 0x20) {
-			snprintf(esc, sizeof esc, "\\u%04x", c);
-			buf_append(b, esc, 6);
-		} else {
-			buf_append_u8(b, c);
-		}
-	}
-}
-
 static void fail(struct http_response *resp, int status, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
@@ -111,9 +94,9 @@ static void fail(struct http_response *resp, int status, const char *fmt, ...)
 	vsnprintf(msg, sizeof msg, fmt, ap);
 	va_end(ap);
 	buf_init(&b, 2048);
-	buf_append(&b, "{\"error\": \"", 11);
-	json_escape(&b, msg);
-	buf_append(&b, "\"}\n", 3);
+	buf_append(&b, "{\"error\": ", 10);
+	cli_json_append(&b, msg, strlen(msg));
+	buf_append(&b, "}\n", 2);
 	http_response_set(resp, status, "application/json", b.data, b.len);
 	buf_release(&b);
 }

@@ -6,6 +6,7 @@
 
 #include <sodium.h>
 
+#include "cli.h"
 #include "enrollment.h"
 
 static const char devices_sql[] =
@@ -14,22 +15,7 @@ static const char devices_sql[] =
 
 static void json_string(struct buf *b, const char *s)
 {
-	buf_append_u8(b, '"');
-	for (; *s; s++) {
-		unsigned char c = (unsigned char)*s;
-		char esc[8];
-
-		if (c == '"' || c == '\\') {
-			buf_append_u8(b, '\\');
-			buf_append_u8(b, c);
-		} else if (c < 0x20) {
-			snprintf(esc, sizeof esc, "\\u%04x", c);
-			buf_append(b, esc, 6);
-		} else {
-			buf_append_u8(b, c);
-		}
-	}
-	buf_append_u8(b, '"');
+	cli_json_append(b, s, strlen(s));
 }
 
 static void key_hex(sqlite3_stmt *st, char hex[65])

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "buf.h"
 #include "utf8.h"
 
 static const struct cli_opt *find_opt(const struct cli_opt *opts,
@@ -144,38 +145,54 @@ int cli_finish(struct err *e)
 	return 0;
 }
 
-void cli_json_string(FILE *f, const char *s, size_t len)
+void cli_json_append(struct buf *b, const char *s, size_t len)
 {
 	const uint8_t *p = (const uint8_t *)s;
 	size_t i = 0;
+	char esc[8];
 
-	fputc('"', f);
+	buf_append_u8(b, '"');
 	while (i < len) {
 		uint32_t cp;
 		size_t n = utf8_decode(p + i, len - i, &cp);
 
 		if (n == 0) {
-			fputs("\xef\xbf\xbd", f); /* U+FFFD */
+			buf_append(b, "\xef\xbf\xbd", 3); /* U+FFFD */
 			i++;
 			continue;
 		}
 		if (cp == '"' || cp == '\\') {
-			fputc('\\', f);
-			fputc((int)cp, f);
+			buf_append_u8(b, '\\');
+			buf_append_u8(b, (uint8_t)cp);
 		} else if (cp == '\n') {
-			fputs("\\n", f);
+			buf_append(b, "\\n", 2);
 		} else if (cp == '\t') {
-			fputs("\\t", f);
+			buf_append(b, "\\t", 2);
 		} else if (cp == '\r') {
-			fputs("\\r", f);
+			buf_append(b, "\\r", 2);
 		} else if (cp < 0x20 || cp == 0x7f) {
-			fprintf(f, "\\u%04x", (unsigned)cp);
+			snprintf(esc, sizeof esc, "\\u%04x", (unsigned)cp);
+			buf_append(b, esc, 6);
 		} else {
-			fwrite(p + i, 1, n, f);
+			buf_append(b, p + i, n);
 		}
 		i += n;
 	}
-	fputc('"', f);
+	buf_append_u8(b, '"');
+}
+
+void cli_json_string(FILE *f, const char *s, size_t len)
+{
+	struct buf b;
+
+	/* escaping at most sextuples a byte */
+	buf_init(&b, len * 6 + 2);
+	cli_json_append(&b, s, len);
+	if (b.status == BS_OK)
+		fwrite(b.data, 1, b.len, f);
+	else
+		fputs("\"\"", f);
+	buf_release(&b);
 }
 
 void cli_csv_field(FILE *f, const char *s, size_t len)

@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "buf.h"
 #include "err.h"
 
 /* One command of `branchsync`. */
@@ -56,6 +57,9 @@ void cli_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
  * exit code: 0, or cli_fail's. */
 int cli_finish(struct err *e);
 
+/* Appends `len` bytes as a JSON string with its quotes to b (same rules as
+ * cli_json_string). */
+void cli_json_append(struct buf *b, const char *s, size_t len);
 /* Writes `len` bytes as a JSON string with its quotes. Invalid UTF-8 bytes
  * become U+FFFD so the output is always valid JSON. */
 void cli_json_string(FILE *f, const char *s, size_t len);
