@@ -93,7 +93,7 @@ static void fail(struct http_response *resp, int status, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof msg, fmt, ap);
 	va_end(ap);
-	buf_init(&b, 2048);
+	buf_init(&b, 4096); /* a 512-byte message escapes to at most 3072 */
 	buf_append(&b, "{\"error\": ", 10);
 	cli_json_append(&b, msg, strlen(msg));
 	buf_append(&b, "}\n", 2);
