@@ -696,13 +696,13 @@ void benchsync_figure(const char *figure, double value, const char *unit,
 		      const char *goal, int ok)
 {
 	if (baseline_name && baseline != 0 && isfinite(baseline))
-		printf("{\"figure\": \"%s\", \"value\": %.3f, \"unit\": \"%s\","
-		       " \"baseline\": %.3f, \"baseline_name\": \"%s\","
-		       " \"ratio\": %.3f, \"goal\": \"%s\", \"ok\": %s}\n",
+		printf("{\"figure\": \"%s\", \"value\": %.6f, \"unit\": \"%s\","
+		       " \"baseline\": %.6f, \"baseline_name\": \"%s\","
+		       " \"ratio\": %.4f, \"goal\": \"%s\", \"ok\": %s}\n",
 		       figure, value, unit, baseline, baseline_name,
 		       value / baseline, goal, ok ? "true" : "false");
 	else
-		printf("{\"figure\": \"%s\", \"value\": %.3f, \"unit\": \"%s\","
+		printf("{\"figure\": \"%s\", \"value\": %.6f, \"unit\": \"%s\","
 		       " \"baseline\": null, \"baseline_name\": \"\","
 		       " \"ratio\": null, \"goal\": \"%s\", \"ok\": %s}\n",
 		       figure, value, unit, goal, ok ? "true" : "false");

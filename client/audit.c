@@ -26,13 +26,13 @@
 #define AUDIT_THREADS_MAX 8
 /* A chain position beyond the next by more than this is not taken: a
  * hostile log must not make us allocate for sequences nobody wrote. */
-#define AUDIT_GAP_MAX 1024
+#define AUDIT_GAP_MAX  1024
 #define AUDIT_NO_INDEX UINT64_MAX
 
 /* One position of a device's chain: the change set holding it. */
 struct audit_link {
 	uint8_t id[HASH_BYTES];
-	uint64_t index;           /* AUDIT_NO_INDEX: skipped by a gap */
+	uint64_t index; /* AUDIT_NO_INDEX: skipped by a gap */
 };
 
 /* An enrolled device, as the log has told of it so far. */
@@ -45,7 +45,7 @@ struct audit_dev {
 	int revoked;
 	uint64_t revoke_idx;
 	int wrote;
-	uint64_t last_seq;        /* positions 1..last_seq are taken */
+	uint64_t last_seq;	  /* positions 1..last_seq are taken */
 	struct audit_link *chain; /* chain[s - 1] holds sequence s */
 	size_t cap;
 };
@@ -53,15 +53,15 @@ struct audit_dev {
 /* One entry of the batch and what the parallel phase found. */
 struct audit_item {
 	uint64_t index;
-	size_t off, len;              /* in the batch's bytes */
+	size_t off, len; /* in the batch's bytes */
 	uint8_t leaf[HASH_BYTES];
-	enum bs_status le_st;         /* logentry_decode */
-	enum bs_status obj_st;        /* the payload: decoding, and the
-					 server's signature on enrollments
-					 and revocations */
-	enum bs_status sig_st;        /* a change set's own signature */
-	int body_bad;                 /* merge_check refused the body */
-	int too_long;                 /* over LOGENTRY_MAX: bytes not kept */
+	enum bs_status le_st;  /* logentry_decode */
+	enum bs_status obj_st; /* the payload: decoding, and the
+				  server's signature on enrollments
+				  and revocations */
+	enum bs_status sig_st; /* a change set's own signature */
+	int body_bad;	       /* merge_check refused the body */
+	int too_long;	       /* over LOGENTRY_MAX: bytes not kept */
 	struct logentry le;
 	union {
 		struct changeset cs;
@@ -84,7 +84,7 @@ struct audit_batch {
 	struct buf bytes;
 	struct audit_item *items;
 	size_t nitems;
-	int checking;                 /* workers may be running on it */
+	int checking; /* workers may be running on it */
 	size_t nthreads;
 	pthread_t th[AUDIT_THREADS_MAX];
 	int started[AUDIT_THREADS_MAX];
@@ -101,12 +101,12 @@ struct audit {
 	/* two batches: one filled (and then judged) by the caller's thread
 	 * while the other is checked by the workers */
 	struct audit_batch batch[2];
-	int cur;                      /* the batch being filled */
+	int cur; /* the batch being filled */
 	/* the log so far */
-	uint64_t next;                /* the index expected next */
-	uint8_t *leaves;              /* leaf hashes in the order fed */
+	uint64_t next;	 /* the index expected next */
+	uint8_t *leaves; /* leaf hashes in the order fed */
 	uint64_t nleaves, leaves_cap;
-	struct audit_dev *devs;       /* open addressing, power of two */
+	struct audit_dev *devs; /* open addressing, power of two */
 	size_t devs_cap, ndevs;
 	char (*scopes)[CHANGESET_SCOPE_MAX + 1]; /* sorted */
 	size_t nscopes, scopes_cap;
@@ -127,8 +127,8 @@ static void audit_batch_wait(struct audit_batch *b);
 
 /* ---- failures ---- */
 
-static void audit_failv(struct audit *a, int64_t index,
-			const uint8_t *device, const char *fmt, va_list ap)
+static void audit_failv(struct audit *a, int64_t index, const uint8_t *device,
+			const char *fmt, va_list ap)
 {
 	struct audit_failure *f;
 
@@ -156,7 +156,7 @@ void audit_fail(struct audit *a, int64_t index, const uint8_t *device,
 /* A failure about log entry `index` (unsigned in the log). */
 static void audit_fail_at(struct audit *a, uint64_t index,
 			  const uint8_t *device, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
+    __attribute__((format(printf, 4, 5)));
 
 static void audit_fail_at(struct audit *a, uint64_t index,
 			  const uint8_t *device, const char *fmt, ...)
@@ -318,8 +318,7 @@ static int audit_scope_note(struct audit *a, const char *scope)
 /* ---- life cycle ---- */
 
 int audit_new(const uint8_t server_pk[SIGN_PUBLIC_BYTES], const char *origin,
-	      const struct audit_options *o, struct audit **out,
-	      struct err *e)
+	      const struct audit_options *o, struct audit **out, struct err *e)
 {
 	struct audit *a = NULL;
 	size_t i;
@@ -340,17 +339,17 @@ int audit_new(const uint8_t server_pk[SIGN_PUBLIC_BYTES], const char *origin,
 		a->o.threads = AUDIT_THREADS;
 	if (a->o.threads > AUDIT_THREADS_MAX)
 		a->o.threads = AUDIT_THREADS_MAX;
-	a->rec_table = o->record_table ? schema_table_find(o->record_table)
-				       : NULL;
+	a->rec_table =
+	    o->record_table ? schema_table_find(o->record_table) : NULL;
 	for (i = 0; i < 2; i++) {
 		buf_init(&a->batch[i].bytes, AUDIT_BATCH_BYTES + LOGENTRY_MAX);
-		a->batch[i].items = mem_calloc(AUDIT_BATCH_ITEMS,
-					       sizeof *a->batch[i].items);
+		a->batch[i].items =
+		    mem_calloc(AUDIT_BATCH_ITEMS, sizeof *a->batch[i].items);
 		if (!a->batch[i].items)
 			goto nomem;
 	}
-	a->res.failures = mem_calloc(AUDIT_FAILURES_MAX,
-				     sizeof *a->res.failures);
+	a->res.failures =
+	    mem_calloc(AUDIT_FAILURES_MAX, sizeof *a->res.failures);
 	a->devs_cap = 64;
 	a->devs = mem_calloc(a->devs_cap, sizeof *a->devs);
 	if (!a->res.failures || !a->devs)
@@ -414,7 +413,8 @@ const struct audit_result *audit_result(const struct audit *a)
 void audit_checkpoint(struct audit *a, const uint8_t *p, size_t len)
 {
 	if (a->cp_given++) {
-		audit_fail(a, -1, NULL, "more than one checkpoint was given "
+		audit_fail(a, -1, NULL,
+			   "more than one checkpoint was given "
 			   "for one log");
 		return;
 	}
@@ -426,7 +426,8 @@ void audit_checkpoint(struct audit *a, const uint8_t *p, size_t len)
 void audit_digest(struct audit *a, const uint8_t *p, size_t len)
 {
 	if (a->sd_given++) {
-		audit_fail(a, -1, NULL, "more than one state digest was given "
+		audit_fail(a, -1, NULL,
+			   "more than one state digest was given "
 			   "for one log");
 		return;
 	}
@@ -437,11 +438,11 @@ void audit_digest(struct audit *a, const uint8_t *p, size_t len)
 
 /* ---- the parallel phase: what each entry is, on its own ---- */
 
-static void audit_check_item(const struct audit *a,
-			     const struct audit_batch *b, struct audit_item *it)
+static void audit_check_item(const struct audit *a, const struct audit_batch *b,
+			     struct audit_item *it)
 {
-	const uint8_t *p = b->bytes.data ? b->bytes.data + it->off
-					 : audit_empty;
+	const uint8_t *p =
+	    b->bytes.data ? b->bytes.data + it->off : audit_empty;
 	struct err why;
 
 	if (it->too_long)
@@ -530,18 +531,21 @@ static void audit_position(struct audit *a, const struct audit_item *it)
 		return;
 	}
 	if (it->index > a->next && it->index == a->next + 1)
-		audit_fail_at(a, a->next, NULL, "this entry is missing: the "
+		audit_fail_at(a, a->next, NULL,
+			      "this entry is missing: the "
 			      "log goes from entry %llu to entry %llu",
 			      (unsigned long long)a->next - 1,
 			      (unsigned long long)it->index);
 	else if (it->index > a->next)
-		audit_fail_at(a, a->next, NULL, "entries %llu to %llu are "
+		audit_fail_at(a, a->next, NULL,
+			      "entries %llu to %llu are "
 			      "missing: the log goes on with entry %llu",
 			      (unsigned long long)a->next,
 			      (unsigned long long)it->index - 1,
 			      (unsigned long long)it->index);
 	else
-		audit_fail_at(a, it->index, NULL, "this entry is out of order "
+		audit_fail_at(a, it->index, NULL,
+			      "this entry is out of order "
 			      "or repeated: it comes after entry %llu",
 			      (unsigned long long)a->next - 1);
 	if (it->index >= a->next)
@@ -555,7 +559,8 @@ static void audit_enrollment(struct audit *a, const struct audit_item *it,
 	struct audit_dev *d;
 
 	if (it->obj_st) {
-		audit_fail_at(a, it->index, NULL, "the enrollment does not "
+		audit_fail_at(a, it->index, NULL,
+			      "the enrollment does not "
 			      "verify with the server's key (%s)",
 			      bs_status_str(it->obj_st));
 		return;
@@ -563,7 +568,8 @@ static void audit_enrollment(struct audit *a, const struct audit_item *it,
 	a->res.enrollments++;
 	d = audit_dev_find(a, en->device);
 	if (d) {
-		audit_fail_at(a, it->index, en->device, "the device is "
+		audit_fail_at(a, it->index, en->device,
+			      "the device is "
 			      "enrolled a second time (first at entry %llu)",
 			      (unsigned long long)d->enroll_idx);
 		return;
@@ -585,7 +591,8 @@ static void audit_revocation(struct audit *a, const struct audit_item *it)
 	struct audit_dev *d;
 
 	if (it->obj_st) {
-		audit_fail_at(a, it->index, NULL, "the revocation does not "
+		audit_fail_at(a, it->index, NULL,
+			      "the revocation does not "
 			      "verify with the server's key (%s)",
 			      bs_status_str(it->obj_st));
 		return;
@@ -593,12 +600,14 @@ static void audit_revocation(struct audit *a, const struct audit_item *it)
 	a->res.revocations++;
 	d = audit_dev_find(a, rv->device);
 	if (!d || d->enroll_idx >= it->index) {
-		audit_fail_at(a, it->index, rv->device, "the revocation names "
+		audit_fail_at(a, it->index, rv->device,
+			      "the revocation names "
 			      "a device the log had not enrolled before it");
 		return;
 	}
 	if (d->revoked) {
-		audit_fail_at(a, it->index, rv->device, "the device is revoked "
+		audit_fail_at(a, it->index, rv->device,
+			      "the device is revoked "
 			      "a second time (first at entry %llu)",
 			      (unsigned long long)d->revoke_idx);
 		return;
@@ -616,18 +625,22 @@ static int audit_author_ok(struct audit *a, const struct audit_item *it,
 	const struct changeset *cs = &it->u.cs;
 
 	if (!d) {
-		audit_fail_at(a, it->index, cs->env.author, "%s a change set "
-			      "by a device the log never enrolled", what);
+		audit_fail_at(a, it->index, cs->env.author,
+			      "%s a change set "
+			      "by a device the log never enrolled",
+			      what);
 		return 0;
 	}
 	if (d->enroll_idx >= it->index) {
-		audit_fail_at(a, it->index, cs->env.author, "%s a change set "
+		audit_fail_at(a, it->index, cs->env.author,
+			      "%s a change set "
 			      "by a device enrolled only later, at entry %llu",
 			      what, (unsigned long long)d->enroll_idx);
 		return 0;
 	}
 	if (d->revoked && d->revoke_idx < it->index) {
-		audit_fail_at(a, it->index, cs->env.author, "%s a change set "
+		audit_fail_at(a, it->index, cs->env.author,
+			      "%s a change set "
 			      "by a device revoked before it, at entry %llu",
 			      what, (unsigned long long)d->revoke_idx);
 		return 0;
@@ -660,37 +673,44 @@ static int audit_chain_next(struct audit *a, const struct audit_item *it,
 
 		audit_link_name(l, held, sizeof held);
 		if (memcmp(l->id, cs->id, HASH_BYTES) == 0)
-			audit_fail_at(a, it->index, cs->env.author, "%s the "
+			audit_fail_at(a, it->index, cs->env.author,
+				      "%s the "
 				      "same change set again: sequence %llu is "
-				      "%s", what, (unsigned long long)seq,
-				      held);
+				      "%s",
+				      what, (unsigned long long)seq, held);
 		else
-			audit_fail_at(a, it->index, cs->env.author, "%s an "
+			audit_fail_at(a, it->index, cs->env.author,
+				      "%s an "
 				      "equivocation: sequence %llu of this "
-				      "device is already %s", what,
-				      (unsigned long long)seq, held);
+				      "device is already %s",
+				      what, (unsigned long long)seq, held);
 		return 0;
 	}
 	if (seq > d->last_seq + 1 && d->last_seq == 0) {
-		audit_fail_at(a, it->index, cs->env.author, "%s a change set "
+		audit_fail_at(a, it->index, cs->env.author,
+			      "%s a change set "
 			      "after a chain gap: the device's first change "
-			      "set in the log has sequence %llu", what,
-			      (unsigned long long)seq);
+			      "set in the log has sequence %llu",
+			      what, (unsigned long long)seq);
 	} else if (seq > d->last_seq + 1) {
-		audit_fail_at(a, it->index, cs->env.author, "%s a change set "
+		audit_fail_at(a, it->index, cs->env.author,
+			      "%s a change set "
 			      "after a chain gap: sequence %llu follows "
-			      "sequence %llu", what, (unsigned long long)seq,
+			      "sequence %llu",
+			      what, (unsigned long long)seq,
 			      (unsigned long long)d->last_seq);
-	} else if (d->last_seq > 0 &&
-		   memcmp(cs->env.prev, d->chain[seq - 2].id, HASH_BYTES) != 0) {
+	} else if (d->last_seq > 0 && memcmp(cs->env.prev, d->chain[seq - 2].id,
+					     HASH_BYTES) != 0) {
 		audit_link_name(&d->chain[seq - 2], held, sizeof held);
-		audit_fail_at(a, it->index, cs->env.author, "%s a fork of the "
+		audit_fail_at(a, it->index, cs->env.author,
+			      "%s a fork of the "
 			      "device's chain: its previous id is not that of "
-			      "sequence %llu, %s", what,
-			      (unsigned long long)seq - 1, held);
+			      "sequence %llu, %s",
+			      what, (unsigned long long)seq - 1, held);
 	} else {
-		return audit_chain_take(d, seq, cs->id, it->index) ? (*oom = 1,
-								      0) : 1;
+		return audit_chain_take(d, seq, cs->id, it->index)
+			   ? (*oom = 1, 0)
+			   : 1;
 	}
 	if (audit_chain_take(d, seq, cs->id, it->index))
 		*oom = 1;
@@ -721,8 +741,7 @@ static const char *audit_body_policy(const struct audit_item *it, char *buf,
 /* Why policy refuses this set from this author, or NULL if it allows it
  * (docs/API.md, "Ingest", step 7). */
 static const char *audit_policy(const struct audit_item *it,
-				const struct audit_dev *d, char *buf,
-				size_t n)
+				const struct audit_dev *d, char *buf, size_t n)
 {
 	const struct changeset *cs = &it->u.cs;
 
@@ -731,8 +750,10 @@ static const char *audit_policy(const struct audit_item *it,
 	if (d->role != ROLE_BRANCH && d->role != ROLE_DISTRICT)
 		return "the author's role allows no writing";
 	if (d->role == ROLE_BRANCH && strcmp(cs->env.scope, d->scope) != 0) {
-		snprintf(buf, n, "out of scope: a device of branch %s wrote "
-			 "scope %s", d->scope, cs->env.scope);
+		snprintf(buf, n,
+			 "out of scope: a device of branch %s wrote "
+			 "scope %s",
+			 d->scope, cs->env.scope);
 		return buf;
 	}
 	return audit_body_policy(it, buf, n);
@@ -761,21 +782,25 @@ static void audit_refused(struct audit *a, const struct audit_item *it,
 		return;
 	if (audit_starts(le, "equivocation")) {
 		if (seq > d->last_seq)
-			audit_fail_at(a, it->index, cs->env.author, "logged "
+			audit_fail_at(a, it->index, cs->env.author,
+				      "logged "
 				      "as an equivocation, but sequence %llu "
 				      "of this device was not in the log "
-				      "before", (unsigned long long)seq);
+				      "before",
+				      (unsigned long long)seq);
 		else if (memcmp(d->chain[seq - 1].id, cs->id, HASH_BYTES) == 0)
-			audit_fail_at(a, it->index, cs->env.author, "logged "
-				      "as an equivocation, but it is the very "
-				      "change set at entry %llu",
-				      (unsigned long long)d->chain[seq - 1]
-					  .index);
+			audit_fail_at(
+			    a, it->index, cs->env.author,
+			    "logged "
+			    "as an equivocation, but it is the very "
+			    "change set at entry %llu",
+			    (unsigned long long)d->chain[seq - 1].index);
 		return;
 	}
 	if (audit_starts(le, "chain fork")) {
 		if (seq != d->last_seq + 1 || d->last_seq == 0)
-			audit_fail_at(a, it->index, cs->env.author, "logged "
+			audit_fail_at(a, it->index, cs->env.author,
+				      "logged "
 				      "as a chain fork, but sequence %llu is "
 				      "not the device's next (%llu)",
 				      (unsigned long long)seq,
@@ -783,9 +808,11 @@ static void audit_refused(struct audit *a, const struct audit_item *it,
 		else if (memcmp(cs->env.prev, d->chain[seq - 2].id,
 				HASH_BYTES) == 0) {
 			audit_link_name(&d->chain[seq - 2], held, sizeof held);
-			audit_fail_at(a, it->index, cs->env.author, "logged "
+			audit_fail_at(a, it->index, cs->env.author,
+				      "logged "
 				      "as a chain fork, but it continues the "
-				      "chain from %s", held);
+				      "chain from %s",
+				      held);
 		}
 		return;
 	}
@@ -794,17 +821,22 @@ static void audit_refused(struct audit *a, const struct audit_item *it,
 			 oom);
 	why = audit_policy(it, d, buf, sizeof buf);
 	if (!why)
-		audit_fail_at(a, it->index, cs->env.author, "refused (\"%.*s\") "
+		audit_fail_at(a, it->index, cs->env.author,
+			      "refused (\"%.*s\") "
 			      "although its author may write scope %s and its "
-			      "body is valid", rlen, le->reason, cs->env.scope);
+			      "body is valid",
+			      rlen, le->reason, cs->env.scope);
 	else if (audit_starts(le, "out of scope") &&
 		 !(d->role == ROLE_BRANCH && strcmp(d->scope, cs->env.scope)))
-		audit_fail_at(a, it->index, cs->env.author, "refused as out of "
+		audit_fail_at(a, it->index, cs->env.author,
+			      "refused as out of "
 			      "scope, but a %s device of scope %s may write "
-			      "scope %s", audit_role_name(d->role), d->scope,
+			      "scope %s",
+			      audit_role_name(d->role), d->scope,
 			      cs->env.scope);
 	else if (audit_starts(le, "auditor") && d->role != ROLE_AUDITOR)
-		audit_fail_at(a, it->index, cs->env.author, "refused as written "
+		audit_fail_at(a, it->index, cs->env.author,
+			      "refused as written "
 			      "by an auditor, but its author is a %s device",
 			      audit_role_name(d->role));
 }
@@ -884,8 +916,9 @@ static int audit_record_op(struct audit *a, const struct audit_item *it,
 	snprintf(ev->scope, sizeof ev->scope, "%s", d ? d->scope : "");
 	snprintf(ev->branch_id, sizeof ev->branch_id, "%s", branch);
 	ev->hlc = it->u.cs.env.hlc;
-	ev->op = op == SQLITE_INSERT ? "insert"
-		 : op == SQLITE_UPDATE ? "update" : "delete";
+	ev->op = op == SQLITE_INSERT   ? "insert"
+		 : op == SQLITE_UPDATE ? "update"
+				       : "delete";
 	if (op == SQLITE_DELETE)
 		return 0;
 	ev->values = mem_calloc(t->ncolumns, sizeof *ev->values);
@@ -921,7 +954,8 @@ static int audit_record(struct audit *a, const struct audit_item *it,
 cleanup:
 	sqlite3changeset_finalize(iter);
 	if (rc)
-		err_set(e, ERR_INVALID, "out of memory keeping the record's "
+		err_set(e, ERR_INVALID,
+			"out of memory keeping the record's "
 			"history");
 	return rc;
 }
@@ -944,7 +978,8 @@ static int audit_accepted(struct audit *a, const struct audit_item *it,
 	if (d)
 		audit_chain_next(a, it, d, "the server accepted", oom);
 	if (why)
-		audit_fail_at(a, it->index, cs->env.author, "the server "
+		audit_fail_at(a, it->index, cs->env.author,
+			      "the server "
 			      "accepted a change set that policy refuses: %s",
 			      why);
 	if (it->body_bad || *oom)
@@ -975,18 +1010,23 @@ static int audit_changeset(struct audit *a, const struct audit_item *it,
 	else
 		a->res.refused++;
 	if (it->obj_st == BS_EHASH) {
-		audit_fail_at(a, it->index, NULL, "the change set's body does "
+		audit_fail_at(a, it->index, NULL,
+			      "the change set's body does "
 			      "not match the hash its author signed");
 		return 0;
 	}
 	if (it->obj_st) {
-		audit_fail_at(a, it->index, NULL, "the change set is malformed "
-			      "(%s)", bs_status_str(it->obj_st));
+		audit_fail_at(a, it->index, NULL,
+			      "the change set is malformed "
+			      "(%s)",
+			      bs_status_str(it->obj_st));
 		return 0;
 	}
 	if (it->sig_st) {
-		audit_fail_at(a, it->index, cs->env.author, "the change set's "
-			      "signature does not verify with its author's key");
+		audit_fail_at(
+		    a, it->index, cs->env.author,
+		    "the change set's "
+		    "signature does not verify with its author's key");
 		return 0;
 	}
 	d = audit_dev_find(a, cs->env.author);
@@ -1001,7 +1041,9 @@ static int audit_leaf_push(struct audit *a, const uint8_t leaf[HASH_BYTES])
 {
 	if (a->nleaves == a->leaves_cap) {
 		uint64_t cap = a->leaves_cap ? 2 * a->leaves_cap : 4096;
-		uint8_t *p = cap > SIZE_MAX / HASH_BYTES ? NULL
+		uint8_t *p =
+		    cap > SIZE_MAX / HASH_BYTES
+			? NULL
 			: mem_realloc(a->leaves, (size_t)cap * HASH_BYTES);
 
 		if (!p)
@@ -1022,7 +1064,8 @@ static void audit_first(struct audit *a, const struct audit_item *it)
 	    memcmp(it->u.en.device, a->server_pk, SIGN_PUBLIC_BYTES) == 0 &&
 	    it->u.en.role == ROLE_DISTRICT)
 		return;
-	audit_fail_at(a, it->index, NULL, "the log does not start with the "
+	audit_fail_at(a, it->index, NULL,
+		      "the log does not start with the "
 		      "server's enrollment of its own key as district");
 }
 
@@ -1038,8 +1081,10 @@ static int audit_judge(struct audit *a, const struct audit_item *it,
 	if (a->res.entries == 1)
 		audit_first(a, it);
 	if (it->le_st) {
-		audit_fail_at(a, it->index, NULL, "the log entry is malformed "
-			      "(%s)", bs_status_str(it->le_st));
+		audit_fail_at(a, it->index, NULL,
+			      "the log entry is malformed "
+			      "(%s)",
+			      bs_status_str(it->le_st));
 		return 0;
 	}
 	switch (it->le.kind) {
@@ -1147,12 +1192,14 @@ static void audit_judge_checkpoint(struct audit *a)
 	int ok = 1;
 
 	if (!a->cp_given) {
-		audit_fail(a, -1, NULL, "no signed checkpoint came with the log: "
+		audit_fail(a, -1, NULL,
+			   "no signed checkpoint came with the log: "
 			   "nothing shows that these entries are the server's");
 		return;
 	}
-	st = a->cp_len > sizeof a->cp_bytes ? BS_ELIMIT
-		: checkpoint_decode(a->cp_bytes, a->cp_len, &res->cp);
+	st = a->cp_len > sizeof a->cp_bytes
+		 ? BS_ELIMIT
+		 : checkpoint_decode(a->cp_bytes, a->cp_len, &res->cp);
 	if (st) {
 		audit_fail(a, -1, NULL, "the checkpoint is malformed (%s)",
 			   bs_status_str(st));
@@ -1160,17 +1207,21 @@ static void audit_judge_checkpoint(struct audit *a)
 	}
 	res->have_checkpoint = 1;
 	if (checkpoint_verify(&res->cp, a->server_pk) != BS_OK) {
-		audit_fail(a, -1, NULL, "the checkpoint's signature does not "
+		audit_fail(a, -1, NULL,
+			   "the checkpoint's signature does not "
 			   "verify with the server's key");
 		ok = 0;
 	}
 	if (strcmp(res->cp.origin, a->origin) != 0) {
-		audit_fail(a, -1, NULL, "the checkpoint is for the log of "
-			   "'%.64s', not of '%.64s'", res->cp.origin, a->origin);
+		audit_fail(a, -1, NULL,
+			   "the checkpoint is for the log of "
+			   "'%.64s', not of '%.64s'",
+			   res->cp.origin, a->origin);
 		ok = 0;
 	}
 	if (res->cp.size > a->nleaves) {
-		audit_fail(a, -1, NULL, "the checkpoint signs %llu entries but "
+		audit_fail(a, -1, NULL,
+			   "the checkpoint signs %llu entries but "
 			   "the log has only %llu",
 			   (unsigned long long)res->cp.size,
 			   (unsigned long long)a->nleaves);
@@ -1182,14 +1233,17 @@ static void audit_judge_checkpoint(struct audit *a)
 	    memcmp(root, res->cp.root, HASH_BYTES) != 0) {
 		audit_hex(root, HASH_BYTES, got);
 		audit_hex(res->cp.root, HASH_BYTES, want);
-		audit_fail(a, -1, NULL, "the Merkle root of the first %llu "
-			   "entries is %s, but the checkpoint signs %s: an entry "
-			   "was changed, removed, added or reordered",
-			   (unsigned long long)res->cp.size, got, want);
+		audit_fail(
+		    a, -1, NULL,
+		    "the Merkle root of the first %llu "
+		    "entries is %s, but the checkpoint signs %s: an entry "
+		    "was changed, removed, added or reordered",
+		    (unsigned long long)res->cp.size, got, want);
 		ok = 0;
 	}
 	if (a->nleaves > res->cp.size) {
-		audit_fail(a, -1, NULL, "entries %llu to %llu lie beyond the "
+		audit_fail(a, -1, NULL,
+			   "entries %llu to %llu lie beyond the "
 			   "signed checkpoint: no signature covers them",
 			   (unsigned long long)res->cp.size,
 			   (unsigned long long)a->nleaves - 1);
@@ -1211,10 +1265,12 @@ static int audit_count_rows(struct audit *a, struct err *e)
 		snprintf(sql, sizeof sql, "SELECT count(*) FROM \"%s\"",
 			 t->name);
 		if (sqlite3_prepare_v2(a->r->db, sql, -1, &st, NULL) !=
-			    SQLITE_OK ||
+			SQLITE_OK ||
 		    sqlite3_step(st) != SQLITE_ROW) {
-			err_set(e, ERR_INVALID, "cannot count the replayed "
-				"rows: %s", sqlite3_errmsg(a->r->db));
+			err_set(e, ERR_INVALID,
+				"cannot count the replayed "
+				"rows: %s",
+				sqlite3_errmsg(a->r->db));
 			sqlite3_finalize(st);
 			return -1;
 		}
@@ -1235,25 +1291,32 @@ static void audit_judge_digest(struct audit *a)
 	enum bs_status st;
 
 	if (!a->sd_given) {
-		audit_fail(a, -1, NULL, "no signed state digest came with the "
+		audit_fail(a, -1, NULL,
+			   "no signed state digest came with the "
 			   "log: the replay cannot be compared with the "
 			   "server's records");
 		return;
 	}
-	st = a->sd_len > sizeof a->sd_bytes ? BS_ELIMIT
-		: statedigest_open(a->sd_bytes, a->sd_len, a->server_pk,
-				   &res->sd);
+	st = a->sd_len > sizeof a->sd_bytes
+		 ? BS_ELIMIT
+		 : statedigest_open(a->sd_bytes, a->sd_len, a->server_pk,
+				    &res->sd);
 	if (st) {
-		audit_fail(a, -1, NULL, "the state digest does not verify with "
-			   "the server's key (%s)", bs_status_str(st));
+		audit_fail(a, -1, NULL,
+			   "the state digest does not verify with "
+			   "the server's key (%s)",
+			   bs_status_str(st));
 		return;
 	}
 	res->have_digest = 1;
 	if (strcmp(res->sd.origin, a->origin) != 0)
-		audit_fail(a, -1, NULL, "the state digest is for the log of "
-			   "'%.64s', not of '%.64s'", res->sd.origin, a->origin);
+		audit_fail(a, -1, NULL,
+			   "the state digest is for the log of "
+			   "'%.64s', not of '%.64s'",
+			   res->sd.origin, a->origin);
 	if (res->sd.log_size != res->entries) {
-		audit_fail(a, -1, NULL, "the state digest is for a log of %llu "
+		audit_fail(a, -1, NULL,
+			   "the state digest is for a log of %llu "
 			   "entries, but %llu were replayed",
 			   (unsigned long long)res->sd.log_size,
 			   (unsigned long long)res->entries);
@@ -1271,9 +1334,11 @@ static void audit_judge_digest(struct audit *a)
 				      (unsigned long long)res->rows[i]);
 	audit_hex(res->sd.digest, HASH_BYTES, want);
 	audit_hex(res->replayed, HASH_BYTES, got);
-	audit_fail(a, -1, NULL, "the server's records are not what its log "
+	audit_fail(a, -1, NULL,
+		   "the server's records are not what its log "
 		   "yields: it signed digest %s, replaying the log gives %s "
-		   "(replayed rows: %s)", want, got, rows);
+		   "(replayed rows: %s)",
+		   want, got, rows);
 }
 
 /* The --record row as the replay left it. */
@@ -1339,11 +1404,11 @@ int audit_finish(struct audit *a, struct err *e)
 	size_t i;
 
 	/* the older batch first: log order */
-	if (audit_rotate(a, e) ||
-	    audit_judge_batch(a, &a->batch[!a->cur], e))
+	if (audit_rotate(a, e) || audit_judge_batch(a, &a->batch[!a->cur], e))
 		return -1;
 	if (a->res.entries == 0)
-		audit_fail(a, -1, NULL, "the log holds no entries: every log "
+		audit_fail(a, -1, NULL,
+			   "the log holds no entries: every log "
 			   "starts with the server's own enrollment");
 	audit_judge_checkpoint(a);
 	if (digest_compute(a->r->db, a->res.replayed, e) ||

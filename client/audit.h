@@ -19,12 +19,12 @@
 
 /* Failures kept with their text; more are only counted. */
 #define AUDIT_FAILURES_MAX 1000
-#define AUDIT_REASON_MAX 400
+#define AUDIT_REASON_MAX   400
 /* Entries verified together (in parallel) before being replayed. */
 #define AUDIT_BATCH_ITEMS 2048
 #define AUDIT_BATCH_BYTES (8u << 20)
-#define AUDIT_THREADS 2
-#define AUDIT_TABLES_MAX 16
+#define AUDIT_THREADS	  2
+#define AUDIT_TABLES_MAX  16
 
 struct audit;
 
@@ -40,38 +40,38 @@ struct audit_failure {
 
 /* A value written to a record cell, for --record. */
 struct audit_value {
-	const char *column;    /* the schema's column name (static) */
-	int kind;              /* 0 NULL, 1 integer, 2 text */
+	const char *column; /* the schema's column name (static) */
+	int kind;	    /* 0 NULL, 1 integer, 2 text */
 	int64_t i;
-	char *text;            /* owned, NUL-terminated */
+	char *text; /* owned, NUL-terminated */
 };
 
 /* One change set that touched the record asked for. */
 struct audit_event {
 	uint64_t index;
 	uint8_t author[SIGN_PUBLIC_BYTES];
-	char role[16];          /* the author's role then, or "unknown" */
-	char scope[ENROLLMENT_SCOPE_MAX + 1]; /* its enrolled scope */
+	char role[16]; /* the author's role then, or "unknown" */
+	char scope[ENROLLMENT_SCOPE_MAX + 1];	  /* its enrolled scope */
 	char branch_id[ENROLLMENT_SCOPE_MAX + 1]; /* the row's scope */
 	uint64_t hlc;
-	const char *op;         /* "insert", "update", "delete" */
+	const char *op; /* "insert", "update", "delete" */
 	struct audit_value *values;
 	size_t nvalues;
 };
 
 /* What the audit established; read it after audit_finish. */
 struct audit_result {
-	uint64_t entries;             /* log entries fed */
+	uint64_t entries; /* log entries fed */
 	uint64_t changesets, accepted, refused, applied;
 	uint64_t enrollments, revocations;
-	uint64_t devices, revoked;    /* enrolled keys; of them revoked */
-	uint64_t authors;             /* devices that wrote a change set */
-	uint64_t scopes;              /* distinct scopes written, district too */
-	uint64_t conflicts;           /* conflict records the replay wrote */
-	int have_checkpoint;          /* a checkpoint was given and decodes */
-	int checkpoint_ok;            /* it verifies and the entries give it */
+	uint64_t devices, revoked; /* enrolled keys; of them revoked */
+	uint64_t authors;	   /* devices that wrote a change set */
+	uint64_t scopes;	   /* distinct scopes written, district too */
+	uint64_t conflicts;	   /* conflict records the replay wrote */
+	int have_checkpoint;	   /* a checkpoint was given and decodes */
+	int checkpoint_ok;	   /* it verifies and the entries give it */
 	struct checkpoint cp;
-	int have_digest;              /* a digest was given and verifies */
+	int have_digest; /* a digest was given and verifies */
 	struct statedigest sd;
 	int digest_compared, digest_ok;
 	uint8_t replayed[HASH_BYTES]; /* digest of the replay */
@@ -79,7 +79,7 @@ struct audit_result {
 	const char *table[AUDIT_TABLES_MAX];
 	uint64_t rows[AUDIT_TABLES_MAX]; /* replayed rows per table */
 	struct audit_failure *failures;
-	size_t nfailures;             /* kept (at most AUDIT_FAILURES_MAX) */
+	size_t nfailures; /* kept (at most AUDIT_FAILURES_MAX) */
 	uint64_t failures_total;
 	/* --record: the history, oldest first, and the row as replayed */
 	struct audit_event *events;
@@ -91,9 +91,9 @@ struct audit_result {
 };
 
 struct audit_options {
-	const char *record_table;     /* --record TABLE ID, or NULL */
+	const char *record_table; /* --record TABLE ID, or NULL */
 	const char *record_id;
-	unsigned threads;             /* 0: AUDIT_THREADS */
+	unsigned threads; /* 0: AUDIT_THREADS */
 };
 
 /* Starts an audit of the log of `origin` signed by `server_pk`: opens the

@@ -37,31 +37,31 @@
 #define AUDIT_SMALL_FRAME_MAX 8192
 
 static const char audit_usage[] =
-	"usage: branchsync audit --log FILE [--server-key HEX] [--json]\n"
-	"                        [--record TABLE ID]\n"
-	"       branchsync audit --db FILE [--json] [--record TABLE ID]\n\n"
-	"Verifies the district server's whole log independently of the "
-	"server: every\nentry is present and in order, the Merkle root matches "
-	"the signed checkpoint,\nevery enrollment, revocation and change set "
-	"signature verifies, every device's\nchain is contiguous without "
-	"forks, every accepted change set's author was\nenrolled, unrevoked "
-	"and in scope, every refusal is true, and replaying the log\nfrom "
-	"empty gives exactly the records the server signed a digest of.\n\n"
-	"  --log FILE         a file written by 'branchsyncd export-log'; its "
-	"server\n"
-	"                     key is printed: compare it with the one the "
-	"district\n                     office published\n"
-	"  --server-key HEX   with --log: require this server key\n"
-	"  --db FILE          an auditor's replica (or $BRANCHSYNC_DB): the "
-	"log is\n                     fetched from its server, and its "
-	"checkpoint must extend\n                     the one this auditor "
-	"verified last time\n"
-	"  --json             print the result as one JSON object on stdout\n"
-	"  --record TABLE ID  also show every change set that wrote this "
-	"record\n"
-	"  --threads N        threads verifying signatures (default 2)\n\n"
-	"Exit codes: 0 everything verified, 1 usage, 2 unreadable file or "
-	"replica,\n3 server unreachable, 4 verification failed.\n";
+    "usage: branchsync audit --log FILE [--server-key HEX] [--json]\n"
+    "                        [--record TABLE ID]\n"
+    "       branchsync audit --db FILE [--json] [--record TABLE ID]\n\n"
+    "Verifies the district server's whole log independently of the "
+    "server: every\nentry is present and in order, the Merkle root matches "
+    "the signed checkpoint,\nevery enrollment, revocation and change set "
+    "signature verifies, every device's\nchain is contiguous without "
+    "forks, every accepted change set's author was\nenrolled, unrevoked "
+    "and in scope, every refusal is true, and replaying the log\nfrom "
+    "empty gives exactly the records the server signed a digest of.\n\n"
+    "  --log FILE         a file written by 'branchsyncd export-log'; its "
+    "server\n"
+    "                     key is printed: compare it with the one the "
+    "district\n                     office published\n"
+    "  --server-key HEX   with --log: require this server key\n"
+    "  --db FILE          an auditor's replica (or $BRANCHSYNC_DB): the "
+    "log is\n                     fetched from its server, and its "
+    "checkpoint must extend\n                     the one this auditor "
+    "verified last time\n"
+    "  --json             print the result as one JSON object on stdout\n"
+    "  --record TABLE ID  also show every change set that wrote this "
+    "record\n"
+    "  --threads N        threads verifying signatures (default 2)\n\n"
+    "Exit codes: 0 everything verified, 1 usage, 2 unreadable file or "
+    "replica,\n3 server unreachable, 4 verification failed.\n";
 
 struct cmd_audit {
 	const char *log, *db, *server_key, *record_table, *record_id;
@@ -118,8 +118,10 @@ static int cmd_audit_meta(struct cmd_audit *c, const struct frame *f,
 	    wire_get_fixed(&r, c->server_pk, SIGN_PUBLIC_BYTES) ||
 	    wire_get_blob(&r, CHECKPOINT_ORIGIN_MAX, &o, &n) ||
 	    wire_expect_end(&r) || n == 0 || memchr(o, 0, n)) {
-		err_set(e, ERR_INVALID, "%s is not a log export: it does not "
-			"begin with the server's key and log name", c->log);
+		err_set(e, ERR_INVALID,
+			"%s is not a log export: it does not "
+			"begin with the server's key and log name",
+			c->log);
 		return -1;
 	}
 	memcpy(c->origin, o, n);
@@ -129,8 +131,10 @@ static int cmd_audit_meta(struct cmd_audit *c, const struct frame *f,
 	     memcmp(want, c->server_pk, SIGN_PUBLIC_BYTES) != 0)) {
 		sodium_bin2hex(hex, sizeof hex, c->server_pk,
 			       SIGN_PUBLIC_BYTES);
-		err_set(e, ERR_VERIFY, "%s is signed by server key %s, not by "
-			"the one given with --server-key", c->log, hex);
+		err_set(e, ERR_VERIFY,
+			"%s is signed by server key %s, not by "
+			"the one given with --server-key",
+			c->log, hex);
 		return -1;
 	}
 	return audit_new(c->server_pk, c->origin, &ao, &c->a, e);
@@ -151,7 +155,8 @@ static int cmd_audit_frame(struct cmd_audit *c, const struct frame *f,
 		err_init(&why);
 		if (answer_entry_split(f->payload, f->len, &index, &entry,
 				       &elen, &why)) {
-			audit_fail(c->a, -1, NULL, "the ENTRY frame at byte "
+			audit_fail(c->a, -1, NULL,
+				   "the ENTRY frame at byte "
 				   "%llu has no valid log index",
 				   (unsigned long long)at);
 			return 0;
@@ -164,7 +169,8 @@ static int cmd_audit_frame(struct cmd_audit *c, const struct frame *f,
 		audit_digest(c->a, f->payload, f->len);
 		return 0;
 	default:
-		audit_fail(c->a, -1, NULL, "the export holds a frame of type %u "
+		audit_fail(c->a, -1, NULL,
+			   "the export holds a frame of type %u "
 			   "at byte %llu, which an export never holds",
 			   f->type, (unsigned long long)at);
 		return 0;
@@ -190,13 +196,15 @@ static int cmd_audit_file(struct cmd_audit *c, struct err *e)
 		goto cleanup;
 	}
 	if (!in) {
-		err_set(e, ERR_INVALID, "cannot open %s; check the path", c->log);
+		err_set(e, ERR_INVALID, "cannot open %s; check the path",
+			c->log);
 		goto cleanup;
 	}
 	while (st == BS_OK && (n = fread(chunk, 1, AUDIT_READ_CHUNK, in)) > 0) {
 		for (off = 0; off < n && st == BS_OK;) {
 			at = fr.consumed;
-			st = frame_reader_feed(&fr, chunk + off, n - off, &used);
+			st =
+			    frame_reader_feed(&fr, chunk + off, n - off, &used);
 			off += used;
 			while (st == BS_OK && frame_reader_next(&fr, &f)) {
 				if (cmd_audit_frame(c, &f, at, e))
@@ -212,13 +220,16 @@ static int cmd_audit_file(struct cmd_audit *c, struct err *e)
 	if (st == BS_OK)
 		st = frame_reader_finish(&fr);
 	if (st && !c->a) {
-		err_set(e, ERR_INVALID, "%s is not a log export (%s at byte "
-			"%llu)", c->log, bs_status_str(st),
+		err_set(e, ERR_INVALID,
+			"%s is not a log export (%s at byte "
+			"%llu)",
+			c->log, bs_status_str(st),
 			(unsigned long long)fr.consumed);
 		goto cleanup;
 	}
 	if (st)
-		audit_fail(c->a, -1, NULL, "the export is damaged at byte %llu "
+		audit_fail(c->a, -1, NULL,
+			   "the export is damaged at byte %llu "
 			   "(%s): what follows was not read",
 			   (unsigned long long)fr.consumed, bs_status_str(st));
 	rc = audit_finish(c->a, e);
@@ -244,9 +255,11 @@ static void cmd_audit_evidence(struct replica *r, const char *detail,
 	sqlite3_stmt *st = NULL;
 	int ok;
 
-	ok = sqlite3_prepare_v2(r->db, "INSERT INTO bs_evidence(kind, detail,"
-				" a, b, time_ms) VALUES('fork', ?1, ?2, ?3, ?4)",
-				-1, &st, NULL) == SQLITE_OK;
+	ok =
+	    sqlite3_prepare_v2(r->db,
+			       "INSERT INTO bs_evidence(kind, detail,"
+			       " a, b, time_ms) VALUES('fork', ?1, ?2, ?3, ?4)",
+			       -1, &st, NULL) == SQLITE_OK;
 	if (ok) {
 		sqlite3_bind_text(st, 1, detail, -1, SQLITE_STATIC);
 		sqlite3_bind_blob(st, 2, ab, (int)alen, SQLITE_STATIC);
@@ -262,8 +275,7 @@ static void cmd_audit_evidence(struct replica *r, const char *detail,
 
 /* Reads what enrollment stored: the server's key, the log's name and the
  * checkpoint verified last. */
-static int cmd_audit_load(struct cmd_audit *c, struct replica *r,
-			  struct err *e)
+static int cmd_audit_load(struct cmd_audit *c, struct replica *r, struct err *e)
 {
 	uint8_t *pk = NULL, *cpb = NULL;
 	size_t pklen = 0, cplen = 0;
@@ -276,9 +288,11 @@ static int cmd_audit_load(struct cmd_audit *c, struct replica *r,
 	origin = replica_setting_text(r, "origin");
 	if (!pk || pklen != SIGN_PUBLIC_BYTES || !origin ||
 	    strlen(origin) > CHECKPOINT_ORIGIN_MAX) {
-		err_set(e, ERR_INVALID, "the enrollment stored in %s is "
+		err_set(e, ERR_INVALID,
+			"the enrollment stored in %s is "
 			"incomplete or damaged; restore the replica from a "
-			"backup", r->path);
+			"backup",
+			r->path);
 		goto cleanup;
 	}
 	memcpy(c->server_pk, pk, SIGN_PUBLIC_BYTES);
@@ -286,9 +300,11 @@ static int cmd_audit_load(struct cmd_audit *c, struct replica *r,
 	if (cpb) {
 		if (answer_checkpoint_open(cpb, cplen, c->server_pk, c->origin,
 					   &c->old, e)) {
-			err_set(e, ERR_INVALID, "the checkpoint stored in %s "
+			err_set(e, ERR_INVALID,
+				"the checkpoint stored in %s "
 				"does not verify; restore the replica from a "
-				"backup", r->path);
+				"backup",
+				r->path);
 			goto cleanup;
 		}
 		c->have_old = 1;
@@ -325,8 +341,7 @@ static int cmd_audit_digest(struct cmd_audit *c, struct transport *t,
 
 	transport_reply_init(&rep);
 	answer_frames_init(&fr, &rep.body, AUDIT_SMALL_FRAME_MAX);
-	if (cmd_audit_get(t, "/v1/digest", TRANSPORT_SIGNED, "digest", &rep,
-			  e))
+	if (cmd_audit_get(t, "/v1/digest", TRANSPORT_SIGNED, "digest", &rep, e))
 		goto cleanup;
 	answer_frames_init(&fr, &rep.body, AUDIT_SMALL_FRAME_MAX);
 	if (answer_frames_expect(&fr, FRAME_DIGEST, "state digest", &f, e))
@@ -351,15 +366,19 @@ static void cmd_audit_fork(struct cmd_audit *c, struct replica *r,
 {
 	char detail[512];
 
-	snprintf(detail, sizeof detail, "%s: checkpoint b (%llu entries) does "
+	snprintf(detail, sizeof detail,
+		 "%s: checkpoint b (%llu entries) does "
 		 "not extend checkpoint a (%llu entries) verified before by "
-		 "this auditor", why, (unsigned long long)cp->size,
+		 "this auditor",
+		 why, (unsigned long long)cp->size,
 		 (unsigned long long)c->old.size);
 	cmd_audit_evidence(r, detail, &c->old, cp);
-	audit_fail(c->a, -1, NULL, "the server's log forked (%s): its signed "
+	audit_fail(c->a, -1, NULL,
+		   "the server's log forked (%s): its signed "
 		   "checkpoint of %llu entries does not extend the one of %llu "
 		   "entries this auditor verified before; both are kept in "
-		   "bs_evidence", why, (unsigned long long)cp->size,
+		   "bs_evidence",
+		   why, (unsigned long long)cp->size,
 		   (unsigned long long)c->old.size);
 	c->forked = 1;
 }
@@ -388,18 +407,21 @@ static int cmd_audit_extends(struct cmd_audit *c, struct replica *r,
 	}
 	transport_reply_init(&rep);
 	answer_frames_init(&fr, &rep.body, AUDIT_SMALL_FRAME_MAX);
-	snprintf(target, sizeof target, "/v1/consistency?old=%" PRIu64
-		 "&new=%" PRIu64, c->old.size, cp->size);
+	snprintf(target, sizeof target,
+		 "/v1/consistency?old=%" PRIu64 "&new=%" PRIu64, c->old.size,
+		 cp->size);
 	if (cmd_audit_get(t, target, 0, "consistency proof", &rep, e))
 		goto cleanup;
 	answer_frames_init(&fr, &rep.body, AUDIT_SMALL_FRAME_MAX);
-	if (answer_frames_expect(&fr, FRAME_PROOF, "consistency proof", &f, e) ||
+	if (answer_frames_expect(&fr, FRAME_PROOF, "consistency proof", &f,
+				 e) ||
 	    answer_frames_end(&fr, e))
 		goto cleanup;
 	if (proof_decode(f.payload, f.len, &p) != BS_OK ||
 	    p.kind != PROOF_CONSISTENCY || p.first != c->old.size ||
 	    p.second != cp->size)
-		cmd_audit_fork(c, r, cp, "the consistency proof is malformed or "
+		cmd_audit_fork(c, r, cp,
+			       "the consistency proof is malformed or "
 			       "for other sizes");
 	else if (merkle_verify_consistency(c->old.size, cp->size, c->old.root,
 					   cp->root, &p.path) != BS_OK)
@@ -454,7 +476,8 @@ static int cmd_audit_page(struct cmd_audit *c, struct transport *t,
 	if (got == 0 || f.type != FRAME_CURSOR ||
 	    wire_get_varint(&wr, &cursor) || wire_expect_end(&wr) ||
 	    answer_frames_end(&fr, e) || cursor <= *after) {
-		err_set(e, ERR_VERIFY, "the server's log page after entry %llu "
+		err_set(e, ERR_VERIFY,
+			"the server's log page after entry %llu "
 			"does not end with a cursor that moves on",
 			(unsigned long long)*after);
 		goto cleanup;
@@ -492,7 +515,8 @@ static int cmd_audit_server_run(struct cmd_audit *c, struct replica *r,
 	if (c->have_old && !c->forked &&
 	    (audit_prefix_root(c->a, c->old.size, root) ||
 	     memcmp(root, c->old.root, HASH_BYTES) != 0))
-		cmd_audit_fork(c, r, &cp, "the entries served now do not give "
+		cmd_audit_fork(c, r, &cp,
+			       "the entries served now do not give "
 			       "the root verified before");
 	if (!c->forked && audit_result(c->a)->checkpoint_ok) {
 		if (replica_setting_set(r, "checkpoint", cpb,
@@ -517,10 +541,12 @@ static int cmd_audit_server(struct cmd_audit *c, struct err *e)
 	    identity_load(r, &idn, e))
 		goto cleanup;
 	if (!idn.role || !idn.server_url || strcmp(idn.role, "auditor") != 0) {
-		err_set(e, ERR_INVALID, "audit --db needs a replica enrolled as "
-			"auditor (this one is %s); ask the district office for an "
-			"auditor token, or audit an export with --log",
-			idn.role ? idn.role : "not enrolled");
+		err_set(
+		    e, ERR_INVALID,
+		    "audit --db needs a replica enrolled as "
+		    "auditor (this one is %s); ask the district office for an "
+		    "auditor token, or audit an export with --log",
+		    idn.role ? idn.role : "not enrolled");
 		goto cleanup;
 	}
 	snprintf(c->source, sizeof c->source, "%s", idn.server_url);
@@ -575,7 +601,8 @@ static void cmd_audit_text_record(const struct cmd_audit *c,
 	}
 	if (!res->record_found) {
 		fputs(res->nevents ? "  now: deleted\n"
-				   : "  no change set wrote it\n", f);
+				   : "  no change set wrote it\n",
+		      f);
 		return;
 	}
 	fprintf(f, "  now, in %s:\n", res->now_branch);
@@ -596,12 +623,15 @@ static void cmd_audit_text(const struct cmd_audit *c,
 	fputs("server key   ", f);
 	cli_hex(f, c->server_pk, SIGN_PUBLIC_BYTES);
 	fputs(c->log && !c->server_key
-		      ? "\n             (from the file: compare it with the key "
-			"the district office published)\n"
-		      : "\n", f);
+		  ? "\n             (from the file: compare it with the key "
+		    "the district office published)\n"
+		  : "\n",
+	      f);
 	fprintf(f, "entries      %llu\n", (unsigned long long)res->entries);
-	fprintf(f, "change sets  %llu (%llu accepted, %llu refused; %llu "
-		"replayed)\n", (unsigned long long)res->changesets,
+	fprintf(f,
+		"change sets  %llu (%llu accepted, %llu refused; %llu "
+		"replayed)\n",
+		(unsigned long long)res->changesets,
 		(unsigned long long)res->accepted,
 		(unsigned long long)res->refused,
 		(unsigned long long)res->applied);
@@ -621,8 +651,10 @@ static void cmd_audit_text(const struct cmd_audit *c,
 					   : "FAILED");
 	}
 	if (c->have_old)
-		fprintf(f, "previous     %llu entries, verified by this auditor "
-			"before: %s\n", (unsigned long long)c->old.size,
+		fprintf(f,
+			"previous     %llu entries, verified by this auditor "
+			"before: %s\n",
+			(unsigned long long)c->old.size,
 			c->forked ? "NOT extended (fork)" : "extended");
 	if (res->have_digest) {
 		fputs("digest       server ", f);
@@ -635,8 +667,10 @@ static void cmd_audit_text(const struct cmd_audit *c,
 	for (i = 0; i < res->ntables; i++)
 		fprintf(f, "%s %s %llu", i ? "," : "", res->table[i],
 			(unsigned long long)res->rows[i]);
-	fprintf(f, "\nconflicts    %llu concurrent writes recorded by the "
-		"replay\n", (unsigned long long)res->conflicts);
+	fprintf(f,
+		"\nconflicts    %llu concurrent writes recorded by the "
+		"replay\n",
+		(unsigned long long)res->conflicts);
 	if (res->failures_total == 0) {
 		fputs("\nverified: every check holds\n", f);
 	} else {
@@ -714,9 +748,10 @@ static void cmd_audit_json_record(const struct cmd_audit *c,
 		cli_json_string(f, ev->scope, strlen(ev->scope));
 		fputs(",\"branch_id\":", f);
 		cli_json_string(f, ev->branch_id, strlen(ev->branch_id));
-		fprintf(f, ",\"hlc\":%llu,\"time\":\"%s\",\"op\":\"%s\","
-			"\"values\":", (unsigned long long)ev->hlc, when,
-			ev->op);
+		fprintf(f,
+			",\"hlc\":%llu,\"time\":\"%s\",\"op\":\"%s\","
+			"\"values\":",
+			(unsigned long long)ev->hlc, when, ev->op);
 		cmd_audit_json_values(f, ev->values, ev->nvalues);
 		fputc('}', f);
 	}
@@ -739,26 +774,26 @@ static void cmd_audit_json(const struct cmd_audit *c,
 	size_t i;
 
 	fprintf(f, "{\"ok\":%s,\"source\":\"%s\",\"origin\":",
-		res->failures_total ? "false" : "true", c->log ? "log" : "server");
+		res->failures_total ? "false" : "true",
+		c->log ? "log" : "server");
 	cli_json_string(f, c->origin, strlen(c->origin));
 	fputs(",\"server_key\":", f);
 	cmd_audit_json_hex(f, c->server_pk, SIGN_PUBLIC_BYTES);
-	fprintf(f, ",\"entries\":%llu,\"changesets\":%llu,\"accepted\":%llu,"
-		"\"refused\":%llu,\"replayed\":%llu,\"enrollments\":%llu,"
-		"\"revocations\":%llu,\"devices\":%llu,\"revoked\":%llu,"
-		"\"authors\":%llu,\"scopes\":%llu,\"conflicts\":%llu",
-		(unsigned long long)res->entries,
-		(unsigned long long)res->changesets,
-		(unsigned long long)res->accepted,
-		(unsigned long long)res->refused,
-		(unsigned long long)res->applied,
-		(unsigned long long)res->enrollments,
-		(unsigned long long)res->revocations,
-		(unsigned long long)res->devices,
-		(unsigned long long)res->revoked,
-		(unsigned long long)res->authors,
-		(unsigned long long)res->scopes,
-		(unsigned long long)res->conflicts);
+	fprintf(
+	    f,
+	    ",\"entries\":%llu,\"changesets\":%llu,\"accepted\":%llu,"
+	    "\"refused\":%llu,\"replayed\":%llu,\"enrollments\":%llu,"
+	    "\"revocations\":%llu,\"devices\":%llu,\"revoked\":%llu,"
+	    "\"authors\":%llu,\"scopes\":%llu,\"conflicts\":%llu",
+	    (unsigned long long)res->entries,
+	    (unsigned long long)res->changesets,
+	    (unsigned long long)res->accepted, (unsigned long long)res->refused,
+	    (unsigned long long)res->applied,
+	    (unsigned long long)res->enrollments,
+	    (unsigned long long)res->revocations,
+	    (unsigned long long)res->devices, (unsigned long long)res->revoked,
+	    (unsigned long long)res->authors, (unsigned long long)res->scopes,
+	    (unsigned long long)res->conflicts);
 	fputs(",\"checkpoint\":", f);
 	if (res->have_checkpoint) {
 		cli_time_ms((int64_t)res->cp.time_ms, when);
@@ -823,19 +858,19 @@ static void cmd_audit_json(const struct cmd_audit *c,
 
 /* ---- the command ---- */
 
-static int cmd_audit_args(const struct cli_command *cmd, int argc,
-			  char **argv, struct cmd_audit *c, struct err *e)
+static int cmd_audit_args(const struct cli_command *cmd, int argc, char **argv,
+			  struct cmd_audit *c, struct err *e)
 {
 	const char *threads = NULL;
 	int npos = 0;
 	const struct cli_opt opts[] = {
-		{ "--log", &c->log, NULL },
-		{ "--db", &c->db, NULL },
-		{ "--server-key", &c->server_key, NULL },
-		{ "--json", NULL, &c->json },
-		{ "--record", &c->record_table, NULL },
-		{ "--threads", &threads, NULL },
-		{ NULL, NULL, NULL },
+	    {"--log", &c->log, NULL},
+	    {"--db", &c->db, NULL},
+	    {"--server-key", &c->server_key, NULL},
+	    {"--json", NULL, &c->json},
+	    {"--record", &c->record_table, NULL},
+	    {"--threads", &threads, NULL},
+	    {NULL, NULL, NULL},
 	};
 	char *end;
 	unsigned long n;
@@ -846,9 +881,10 @@ static int cmd_audit_args(const struct cli_command *cmd, int argc,
 	if (c->record_table && npos == 1)
 		c->record_id = argv[0];
 	else if (c->record_table || npos > 0)
-		return cli_usage(cmd, e, c->record_table
-				 ? "--record takes a table and a record id"
-				 : "audit takes no arguments");
+		return cli_usage(cmd, e,
+				 c->record_table
+				     ? "--record takes a table and a record id"
+				     : "audit takes no arguments");
 	if (threads) {
 		n = strtoul(threads, &end, 10);
 		if (!*threads || *end || n < 1 || n > 8)
@@ -858,7 +894,8 @@ static int cmd_audit_args(const struct cli_command *cmd, int argc,
 	if (c->log && c->db)
 		return cli_usage(cmd, e, "give --log or --db, not both");
 	if (c->server_key && !c->log)
-		return cli_usage(cmd, e, "--server-key goes with --log (with "
+		return cli_usage(cmd, e,
+				 "--server-key goes with --log (with "
 				 "--db the key stored at enrollment is used)");
 	if (c->server_key && !cmd_audit_hex(c->server_key, key, sizeof key))
 		return cli_usage(cmd, e, "--server-key takes 64 hex digits");
@@ -892,16 +929,19 @@ static int cmd_audit_run(const struct cli_command *cmd, int argc, char **argv)
 
 		fflush(stdout);
 		if (fl->index >= 0)
-			err_set(&e, ERR_VERIFY, "the audit found %llu problem%s; "
+			err_set(&e, ERR_VERIFY,
+				"the audit found %llu problem%s; "
 				"the first, at log entry %lld: %s",
 				(unsigned long long)res->failures_total,
 				res->failures_total == 1 ? "" : "s",
 				(long long)fl->index, fl->reason);
 		else
-			err_set(&e, ERR_VERIFY, "the audit found %llu problem%s; "
+			err_set(&e, ERR_VERIFY,
+				"the audit found %llu problem%s; "
 				"the first: %s",
 				(unsigned long long)res->failures_total,
-				res->failures_total == 1 ? "" : "s", fl->reason);
+				res->failures_total == 1 ? "" : "s",
+				fl->reason);
 	}
 cleanup:
 	audit_free(c.a);
@@ -911,8 +951,8 @@ cleanup:
 }
 
 const struct cli_command cmd_audit = {
-	.name = "audit",
-	.summary = "verify the server's whole log and its records",
-	.usage = audit_usage,
-	.run = cmd_audit_run,
+    .name = "audit",
+    .summary = "verify the server's whole log and its records",
+    .usage = audit_usage,
+    .run = cmd_audit_run,
 };

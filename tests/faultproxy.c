@@ -1,16 +1,7 @@
-/* faultproxy.c - a fault-injecting TCP relay on loopback, for the
- * resilience tests and the benchmarks: this machine's kernel has no netem,
- * so a relay stands in for a slow or broken link (latency, a bandwidth cap,
- * resets after N bytes or every N ms, a stall) and counts the bytes on the
- * wire. It is not a general proxy: it relays to a loopback target only and
- * knows nothing of HTTP.
- *
- * One thread, one poll() loop. Each accepted connection gets its own
- * connection to the target; each direction of it (a "lane": up is client to
- * target, down is target to client) queues what it read with the time it
- * may leave (read time + delay) and writes it on when that time has come,
- * the direction's token bucket allows and no stall is on. Exact semantics
- * of every option: usage() below. */
+/* faultproxy.c - a fault-injecting TCP relay on loopback for the resilience
+ * tests and benchmarks (this kernel has no netem): latency, a bandwidth cap,
+ * resets, stalls, and the bytes on the wire counted. Not a general proxy:
+ * loopback targets only, and it knows nothing of HTTP. Options: usage(). */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -785,6 +776,11 @@ static void on_signal(int sig)
 	errno = saved;
 }
 
+/* One thread, one poll(). Each accepted connection gets its own
+ * connection to the target; each direction of it (a lane: up is client to
+ * target, down is target to client) queues what it read with the time it
+ * may leave (read time + delay), and writes it on once that time has come,
+ * the direction's token bucket allows and no stall is on. */
 static int loop(void)
 {
 	struct pollfd pfd[2 + 2 * MAX_CONNS];

@@ -49,19 +49,19 @@
 #include "statedigest.h"
 #include "wire.h"
 
-#define MAX_ARGS 32
-#define HEX_KEY 64
+#define MAX_ARGS  32
+#define HEX_KEY	  64
 #define NOT_FOUND ((size_t)-1)
 
 /* What one run of a binary produced. */
 struct run {
-	int code;            /* exit code, or 128 + signal */
-	char *out, *err;     /* NUL-terminated, malloc'd */
+	int code;	 /* exit code, or 128 + signal */
+	char *out, *err; /* NUL-terminated, malloc'd */
 	size_t outlen, errlen;
 };
 
-static char root[256];       /* made by the parent, removed by it */
-static char tmp[320];        /* this test's directory */
+static char root[256]; /* made by the parent, removed by it */
+static char tmp[320];  /* this test's directory */
 static char srv_dir[400];
 static char srv_key[HEX_KEY + 1];
 static pid_t srv_pid = -1;
@@ -124,7 +124,8 @@ static struct run run_argv(const char *bin, const char *const *argv)
 	close(errp[1]);
 	while (outp[0] >= 0 || errp[0] >= 0) {
 		struct pollfd fds[2] = {
-			{ outp[0], POLLIN, 0 }, { errp[0], POLLIN, 0 },
+		    {outp[0], POLLIN, 0},
+		    {errp[0], POLLIN, 0},
 		};
 		char buf[65536];
 		int i;
@@ -151,8 +152,8 @@ static struct run run_argv(const char *bin, const char *const *argv)
 		}
 	}
 	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
-	r.code = WIFEXITED(status) ? WEXITSTATUS(status)
-				   : 128 + WTERMSIG(status);
+	r.code =
+	    WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 	return r;
 }
 
@@ -195,8 +196,10 @@ static struct run bsd(const char *first, ...)
 
 static void expect_code(const struct run *r, int code)
 {
-	ck_assert_msg(r->code == code, "exit %d, wanted %d; stdout: %s\n"
-		      "stderr: %s", r->code, code, r->out, r->err);
+	ck_assert_msg(r->code == code,
+		      "exit %d, wanted %d; stdout: %s\n"
+		      "stderr: %s",
+		      r->code, code, r->out, r->err);
 }
 
 static void first_line(const struct run *r, char *out, size_t n)
@@ -314,10 +317,10 @@ static void server_stop(void)
 
 static void token(const char *role, const char *branch, char out[HEX_KEY + 1])
 {
-	struct run r = branch
-		? bsd("token", "--data", srv_dir, "--role", role, "--branch",
-		      branch, NULL)
-		: bsd("token", "--data", srv_dir, "--role", role, NULL);
+	struct run r =
+	    branch ? bsd("token", "--data", srv_dir, "--role", role, "--branch",
+			 branch, NULL)
+		   : bsd("token", "--data", srv_dir, "--role", role, NULL);
 
 	expect_code(&r, 0);
 	first_line(&r, out, HEX_KEY + 1);
@@ -390,8 +393,8 @@ static sqlite3 *db_open(const char *path)
 {
 	sqlite3 *db = NULL;
 
-	ck_assert_int_eq(sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE,
-					 NULL), SQLITE_OK);
+	ck_assert_int_eq(
+	    sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
 	sqlite3_busy_timeout(db, 5000);
 	return db;
 }
@@ -485,13 +488,16 @@ static struct keystore_key *replica_key(const char *db)
 	sqlite3_stmt *st = NULL;
 	struct keystore_key *k = NULL;
 
-	ck_assert_int_eq(sqlite3_prepare_v2(h, "SELECT value FROM bs_settings"
-					    " WHERE key='device_key'", -1, &st,
-					    NULL), SQLITE_OK);
+	ck_assert_int_eq(sqlite3_prepare_v2(h,
+					    "SELECT value FROM bs_settings"
+					    " WHERE key='device_key'",
+					    -1, &st, NULL),
+			 SQLITE_OK);
 	ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
 	ck_assert_int_eq(keystore_open(sqlite3_column_blob(st, 0),
 				       (size_t)sqlite3_column_bytes(st, 0),
-				       NULL, &k), BS_OK);
+				       NULL, &k),
+			 BS_OK);
 	sqlite3_finalize(st);
 	sqlite3_close(h);
 	return k;
@@ -532,9 +538,11 @@ static void rogue_write(const char *db, const char *sql, struct buf *out)
 	ck_assert_msg(capture_commit(c, &count, &e) == 0, "%s", e.msg);
 	ck_assert_int_eq(count, 1);
 	capture_free(c);
-	ck_assert_int_eq(sqlite3_prepare_v2(r->db, "SELECT bytes FROM bs_outbox"
-					    " ORDER BY seq DESC LIMIT 1", -1,
-					    &st, NULL), SQLITE_OK);
+	ck_assert_int_eq(sqlite3_prepare_v2(r->db,
+					    "SELECT bytes FROM bs_outbox"
+					    " ORDER BY seq DESC LIMIT 1",
+					    -1, &st, NULL),
+			 SQLITE_OK);
 	ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
 	buf_reset(out);
 	buf_append(out, sqlite3_column_blob(st, 0),
@@ -559,8 +567,8 @@ struct xlog {
 	uint8_t pk[SIGN_PUBLIC_BYTES];
 };
 
-static void xlog_add(struct xlog *x, size_t pos, uint8_t type,
-		     const uint8_t *p, size_t len)
+static void xlog_add(struct xlog *x, size_t pos, uint8_t type, const uint8_t *p,
+		     size_t len)
 {
 	x->f = realloc(x->f, (x->n + 1) * sizeof *x->f);
 	ck_assert_ptr_nonnull(x->f);
@@ -601,8 +609,9 @@ static void xlog_read(const char *path, struct xlog *x)
 	read_all(path, &data, &len);
 	frame_reader_init(&fr, 16u << 20);
 	while (off < len) {
-		ck_assert_int_eq(frame_reader_feed(&fr, data + off, len - off,
-						   &used), BS_OK);
+		ck_assert_int_eq(
+		    frame_reader_feed(&fr, data + off, len - off, &used),
+		    BS_OK);
 		off += used;
 		while (frame_reader_next(&fr, &f))
 			xlog_add(x, x->n, f.type, f.payload, f.len);
@@ -664,8 +673,9 @@ static size_t xlog_entry(const struct xlog *x, size_t pos, uint64_t *index,
 	ck_assert_int_eq(x->f[pos].type, FRAME_ENTRY);
 	wire_reader_init(&r, x->f[pos].p, x->f[pos].len);
 	ck_assert_int_eq(wire_get_varint(&r, index), BS_OK);
-	ck_assert_int_eq(logentry_decode(x->f[pos].p + r.pos,
-					 x->f[pos].len - r.pos, le), BS_OK);
+	ck_assert_int_eq(
+	    logentry_decode(x->f[pos].p + r.pos, x->f[pos].len - r.pos, le),
+	    BS_OK);
 	return (size_t)(le->payload - x->f[pos].p);
 }
 
@@ -694,12 +704,12 @@ static size_t xlog_find(const struct xlog *x, int kind, int verdict,
 		    changeset_decode(le.payload, le.payload_len, &cs) == BS_OK)
 			key = cs.env.author;
 		if (kind == LOGENTRY_ENROLLMENT &&
-		    enrollment_open(le.payload, le.payload_len, x->pk,
-				    &en) == BS_OK)
+		    enrollment_open(le.payload, le.payload_len, x->pk, &en) ==
+			BS_OK)
 			key = en.device;
 		if (kind == LOGENTRY_REVOCATION &&
-		    revocation_open(le.payload, le.payload_len, x->pk,
-				    &rv) == BS_OK)
+		    revocation_open(le.payload, le.payload_len, x->pk, &rv) ==
+			BS_OK)
 			key = rv.device;
 		if (who && (!key || memcmp(key, who, SIGN_PUBLIC_BYTES) != 0))
 			continue;
@@ -723,8 +733,8 @@ static void entry_frame(uint64_t index, int kind, int verdict,
 			const char *reason, const uint8_t *p, size_t len,
 			struct buf *out)
 {
-	struct logentry le = {kind, verdict, reason,
-			      reason ? strlen(reason) : 0, p, len};
+	struct logentry le = {
+	    kind, verdict, reason, reason ? strlen(reason) : 0, p, len};
 
 	buf_reset(out);
 	wire_put_varint(out, index);
@@ -767,16 +777,16 @@ static void xlog_resign_checkpoint(struct xlog *x, const uint8_t *sk)
 
 /* Re-signs the export's state digest as one of `size` entries and
  * `digest`. */
-static void xlog_resign_digest(struct xlog *x, const uint8_t *sk,
-			       uint64_t size, const uint8_t *digest)
+static void xlog_resign_digest(struct xlog *x, const uint8_t *sk, uint64_t size,
+			       const uint8_t *digest)
 {
 	struct statedigest sd;
 	struct buf b;
 	size_t pos = xlog_find_type(x, FRAME_DIGEST);
 
 	ck_assert_uint_ne(pos, NOT_FOUND);
-	ck_assert_int_eq(statedigest_open(x->f[pos].p, x->f[pos].len, x->pk,
-					  &sd), BS_OK);
+	ck_assert_int_eq(
+	    statedigest_open(x->f[pos].p, x->f[pos].len, x->pk, &sd), BS_OK);
 	sd.log_size = size;
 	memcpy(sd.digest, digest, HASH_BYTES);
 	buf_init(&b, STATEDIGEST_SIGNED_MAX);
@@ -812,7 +822,7 @@ static void expect_caught(const char *file, const char *n1, const char *n2)
 
 	expect_code(&r, 4);
 	ck_assert_msg(strstr(r.out, "FAILED") && strstr(r.err, "the audit "
-							 "found"),
+							       "found"),
 		      "report: %s\nstderr: %s", r.out, r.err);
 	ck_assert_msg(strstr(r.out, n1) != NULL, "no '%s' in the report:\n%s",
 		      n1, r.out);
@@ -833,8 +843,8 @@ static const char *entry_name(uint64_t index, char *out, size_t n)
 struct district {
 	char a1[400], a2[400], b[400], d[400], au[400];
 	uint8_t a1_pk[SIGN_PUBLIC_BYTES], a2_pk[SIGN_PUBLIC_BYTES];
-	char member[65];   /* put by a1, edited by a2 and a1 */
-	char log[400];     /* the export */
+	char member[65]; /* put by a1, edited by a2 and a1 */
+	char log[400];	 /* the export */
 };
 
 static void device_pk(const char *db, uint8_t pk[SIGN_PUBLIC_BYTES])
@@ -847,7 +857,8 @@ static void device_pk(const char *db, uint8_t pk[SIGN_PUBLIC_BYTES])
 
 static void export(const char *path)
 {
-	struct run r = bsd("export-log", "--data", srv_dir, "--out", path, NULL);
+	struct run r =
+	    bsd("export-log", "--data", srv_dir, "--out", path, NULL);
 
 	expect_code(&r, 0);
 	run_free(&r);
@@ -889,8 +900,10 @@ static void district_build(struct district *D)
 	/* a write of b2 by a device of b1: refused by the server and logged,
 	 * and a1's chain goes on */
 	buf_init(&cs, CHANGESET_MAX_ENCODED);
-	rogue_write(D->a1, "INSERT INTO members(id, branch_id, name, status)"
-		    " VALUES('intruder', 'b2', 'Intruder', 'active')", &cs);
+	rogue_write(D->a1,
+		    "INSERT INTO members(id, branch_id, name, status)"
+		    " VALUES('intruder', 'b2', 'Intruder', 'active')",
+		    &cs);
 	buf_release(&cs);
 	r = bs("sync", "--db", D->a1, NULL);
 	expect_code(&r, 2);
@@ -979,7 +992,7 @@ START_TEST(honest_log_passes)
 	r = bs("audit", "--log", D.log, NULL);
 	expect_code(&r, 0);
 	ck_assert_msg(strstr(r.out, "verified: every check holds") &&
-		      strstr(r.out, srv_key) && strstr(r.out, "compare it"),
+			  strstr(r.out, srv_key) && strstr(r.out, "compare it"),
 		      "%s", r.out);
 	run_free(&r);
 
@@ -1012,7 +1025,8 @@ START_TEST(honest_log_passes)
 	 * checkpoint the first stored */
 	r = bs("audit", "--db", D.au, NULL);
 	expect_code(&r, 0);
-	ck_assert_msg(strstr(r.out, "verified: every check holds"), "%s", r.out);
+	ck_assert_msg(strstr(r.out, "verified: every check holds"), "%s",
+		      r.out);
 	run_free(&r);
 	put(D.b, NULL, "members", "name=Zhao Liu", NULL);
 	sync_code(D.b, 0);
@@ -1248,8 +1262,10 @@ START_TEST(missing_swapped_and_foreign_entries_caught)
 	device_init(stray);
 	buf_init(&cs, CHANGESET_MAX_ENCODED);
 	buf_init(&fr, LOGENTRY_MAX + 16);
-	rogue_write(stray, "INSERT INTO members(id, branch_id, name, status)"
-		    " VALUES('ghost', 'b1', 'Ghost', 'active')", &cs);
+	rogue_write(stray,
+		    "INSERT INTO members(id, branch_id, name, status)"
+		    " VALUES('ghost', 'b1', 'Ghost', 'active')",
+		    &cs);
 	xlog_read(D.log, &x);
 	end = xlog_end(&x, &next);
 	entry_frame(next, LOGENTRY_CHANGESET, LOGENTRY_ACCEPTED, NULL, cs.data,
@@ -1348,7 +1364,8 @@ START_TEST(changed_record_caught)
 		run_free(&r);
 	}
 	ck_assert_int_eq(db_int(dbp, "SELECT count(*) FROM members WHERE"
-				" name='x'"), 1);
+				     " name='x'"),
+			 1);
 	path_in(file, sizeof file, "changed.bin");
 	export(file);
 	expect_caught(file, "not what its log yields", "replayed rows");
@@ -1384,8 +1401,10 @@ START_TEST(revoked_write_resigned_caught)
 	/* a2 writes after its revocation; the server takes it */
 	buf_init(&cs, CHANGESET_MAX_ENCODED);
 	buf_init(&fr, LOGENTRY_MAX + 16);
-	rogue_write(D.a2, "INSERT INTO members(id, branch_id, name, status)"
-		    " VALUES('late', 'b1', 'Late Entry', 'active')", &cs);
+	rogue_write(D.a2,
+		    "INSERT INTO members(id, branch_id, name, status)"
+		    " VALUES('late', 'b1', 'Late Entry', 'active')",
+		    &cs);
 	sk = server_secret();
 	xlog_read(D.log, &x);
 	end = xlog_end(&x, &next);
@@ -1404,7 +1423,8 @@ START_TEST(revoked_write_resigned_caught)
 	memcpy(hex, p + 12, 2 * HASH_BYTES);
 	hex[2 * HASH_BYTES] = '\0';
 	ck_assert_int_eq(sodium_hex2bin(digest, sizeof digest, hex,
-					2 * HASH_BYTES, NULL, &got, NULL), 0);
+					2 * HASH_BYTES, NULL, &got, NULL),
+			 0);
 	run_free(&r);
 	xlog_resign_digest(&x, sk->sk, next + 1, digest);
 	xlog_write(&x, file);
@@ -1416,7 +1436,8 @@ START_TEST(revoked_write_resigned_caught)
 	ck_assert_ptr_nonnull(strstr(r.out, "\"equal\":true"));
 	ck_assert_ptr_nonnull(strstr(r.out, "revoked before it"));
 	run_free(&r);
-	expect_caught(file, entry_name(next, at, sizeof at), "revoked before it");
+	expect_caught(file, entry_name(next, at, sizeof at),
+		      "revoked before it");
 
 	/* the same trick with a refusal the server never makes: an honest
 	 * write logged as refused */
@@ -1430,8 +1451,8 @@ START_TEST(revoked_write_resigned_caught)
 
 		xlog_entry(&x, pos, &index, &le);
 		entry_frame(index, LOGENTRY_CHANGESET, LOGENTRY_REFUSED,
-			    "out of scope: made up", le.payload,
-			    le.payload_len, &fr);
+			    "out of scope: made up", le.payload, le.payload_len,
+			    &fr);
 		xlog_set(&x, pos, fr.data, fr.len);
 		xlog_resign_checkpoint(&x, sk->sk);
 		path_in(file, sizeof file, "refused.bin");
@@ -1476,11 +1497,12 @@ START_TEST(forked_log_caught)
 	server_start(port);
 	r = bs("audit", "--db", D.au, NULL);
 	expect_code(&r, 4);
-	ck_assert_msg(strstr(r.out, "forked") && strstr(r.out, "shrank"),
-		      "%s", r.out);
+	ck_assert_msg(strstr(r.out, "forked") && strstr(r.out, "shrank"), "%s",
+		      r.out);
 	run_free(&r);
 	ck_assert_int_eq(db_int(D.au, "SELECT count(*) FROM bs_evidence WHERE"
-				" kind='fork'"), 1);
+				      " kind='fork'"),
+			 1);
 
 	/* and writes another history, longer than what the auditor saw */
 	device("c", "branch", "b2", c, sizeof c);
@@ -1490,11 +1512,13 @@ START_TEST(forked_log_caught)
 	r = bs("audit", "--db", D.au, NULL);
 	expect_code(&r, 4);
 	ck_assert_msg(strstr(r.out, "forked") &&
-		      strstr(r.out, "consistency proof fails"), "%s", r.out);
+			  strstr(r.out, "consistency proof fails"),
+		      "%s", r.out);
 	ck_assert_ptr_nonnull(strstr(r.err, "forked"));
 	run_free(&r);
 	ck_assert_int_eq(db_int(D.au, "SELECT count(*) FROM bs_evidence WHERE"
-				" kind='fork'"), 2);
+				      " kind='fork'"),
+			 2);
 	/* the auditor keeps the checkpoint it verified: still caught */
 	r = bs("audit", "--db", D.au, NULL);
 	expect_code(&r, 4);
@@ -1514,24 +1538,89 @@ END_TEST
 
 /* ---- many change sets: batches and threads ---- */
 
-/* Writes an export of n change sets by one branch device (and its
- * enrollment), signed by a fresh server key, with the digest of `replay`
- * (a replica that merges them as they are made); the entry at index
- * `bad` (if not 0) gets a wrong signature. */
+/* An export being written: the stream, and the tree of its entries. */
+struct synth {
+	struct buf out, fr;
+	struct merkle_compact mc;
+	uint64_t index;
+};
+
+static void synth_entry(struct synth *y, int kind, const uint8_t *p, size_t len)
+{
+	uint8_t leaf[HASH_BYTES];
+	size_t vlen = wire_varint_size(y->index);
+
+	entry_frame(y->index++, kind, LOGENTRY_ACCEPTED, NULL, p, len, &y->fr);
+	logentry_leaf_hash(y->fr.data + vlen, y->fr.len - vlen, leaf);
+	ck_assert_int_eq(merkle_compact_append(&y->mc, leaf), BS_OK);
+	frame_put(&y->out, FRAME_ENTRY, y->fr.data, y->fr.len);
+}
+
+static void synth_enroll(struct synth *y, const uint8_t *ssk, const uint8_t *pk,
+			 enum enrollment_role role, const char *scope,
+			 struct buf *b)
+{
+	struct enrollment en;
+
+	memset(&en, 0, sizeof en);
+	memcpy(en.device, pk, SIGN_PUBLIC_BYTES);
+	en.role = role;
+	snprintf(en.scope, sizeof en.scope, "%s", scope);
+	buf_reset(b);
+	ck_assert_int_eq(enrollment_sign(&en, ssk, b), BS_OK);
+	synth_entry(y, LOGENTRY_ENROLLMENT, b->data, b->len);
+}
+
+/* The change set device `dev` makes for one new member, into b. */
+static void synth_member(struct replica *dev, const struct keystore_key *dk,
+			 int i, struct buf *b)
+{
+	struct capture_signer sg = {dk->pk, dk->sk, "b1", clock_wall_ms()};
+	struct capture *c = NULL;
+	sqlite3_stmt *st = NULL;
+	struct err e;
+	char sql[200];
+	int count;
+
+	err_init(&e);
+	ck_assert_int_eq(capture_begin(dev, &sg, &c, &e), 0);
+	snprintf(sql, sizeof sql,
+		 "INSERT INTO members(id, branch_id, name,"
+		 " status) VALUES('m%d', 'b1', 'Member %d', 'active')",
+		 i, i);
+	ck_assert_int_eq(sqlite3_exec(dev->db, sql, NULL, NULL, NULL),
+			 SQLITE_OK);
+	ck_assert_int_eq(capture_commit(c, &count, &e), 0);
+	capture_free(c);
+	ck_assert_int_eq(sqlite3_prepare_v2(dev->db,
+					    "SELECT bytes FROM"
+					    " bs_outbox ORDER BY seq DESC"
+					    " LIMIT 1",
+					    -1, &st, NULL),
+			 SQLITE_OK);
+	ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
+	buf_reset(b);
+	buf_append(b, sqlite3_column_blob(st, 0),
+		   (size_t)sqlite3_column_bytes(st, 0));
+	sqlite3_finalize(st);
+}
+
+/* Writes an export of n change sets by one branch device (and the
+ * enrollments), signed by a fresh server key, with the digest of the
+ * device's own replica (which holds exactly what its sets wrote); the
+ * change set at log index `bad` (if not 0) gets a wrong signature. */
 static void synthetic_log(const char *path, int n, uint64_t bad)
 {
 	uint8_t spk[SIGN_PUBLIC_BYTES], ssk[SIGN_SECRET_BYTES];
 	struct keystore_key *dk;
 	struct replica *dev = NULL;
-	struct merkle_compact mc;
-	struct enrollment en;
 	struct checkpoint cp;
 	struct statedigest sd;
-	struct buf out, b, fr;
+	struct synth y;
+	struct buf b;
 	struct err e;
-	char dbp[450], sql[200];
-	uint64_t index = 0;
-	int i, count;
+	char dbp[450];
+	int i;
 	FILE *f;
 
 	err_init(&e);
@@ -1542,103 +1631,55 @@ static void synthetic_log(const char *path, int n, uint64_t bad)
 	dk = replica_key(dbp);
 	ck_assert_int_eq(replica_open(dbp, REPLICA_OPEN, &dev, &e), 0);
 	/* a scratch replica: no fsync per change set */
-	ck_assert_int_eq(sqlite3_exec(dev->db, "PRAGMA synchronous=OFF", NULL,
-				      NULL, NULL), SQLITE_OK);
-	buf_init(&out, 1u << 30);
+	ck_assert_int_eq(
+	    sqlite3_exec(dev->db, "PRAGMA synchronous=OFF", NULL, NULL, NULL),
+	    SQLITE_OK);
+	memset(&y, 0, sizeof y);
+	buf_init(&y.out, 1u << 30);
+	buf_init(&y.fr, LOGENTRY_MAX + 16);
 	buf_init(&b, CHANGESET_MAX_ENCODED);
-	buf_init(&fr, LOGENTRY_MAX + 16);
-	merkle_compact_init(&mc);
-	frame_stream_begin(&out);
+	merkle_compact_init(&y.mc);
+	frame_stream_begin(&y.out);
 	buf_append(&b, spk, SIGN_PUBLIC_BYTES);
 	wire_put_blob(&b, "Synthetic", 9);
-	frame_put(&out, FRAME_META, b.data, b.len);
-
-#define SYN_ENTRY(KIND, VERDICT, P, LEN)                                    \
-	do {                                                                 \
-		uint8_t leaf_[HASH_BYTES];                                   \
-		struct wire_reader r_;                                       \
-		uint64_t i_;                                                 \
-		entry_frame(index++, KIND, VERDICT, NULL, P, LEN, &fr);       \
-		wire_reader_init(&r_, fr.data, fr.len);                      \
-		ck_assert_int_eq(wire_get_varint(&r_, &i_), BS_OK);          \
-		logentry_leaf_hash(fr.data + r_.pos, fr.len - r_.pos,        \
-				   leaf_);                                   \
-		ck_assert_int_eq(merkle_compact_append(&mc, leaf_), BS_OK);  \
-		frame_put(&out, FRAME_ENTRY, fr.data, fr.len);               \
-	} while (0)
-
-	memset(&en, 0, sizeof en);
-	memcpy(en.device, spk, SIGN_PUBLIC_BYTES);
-	en.role = ROLE_DISTRICT;
-	strcpy(en.scope, "district");
-	buf_reset(&b);
-	ck_assert_int_eq(enrollment_sign(&en, ssk, &b), BS_OK);
-	SYN_ENTRY(LOGENTRY_ENROLLMENT, LOGENTRY_ACCEPTED, b.data, b.len);
-	memcpy(en.device, dk->pk, SIGN_PUBLIC_BYTES);
-	en.role = ROLE_BRANCH;
-	strcpy(en.scope, "b1");
-	buf_reset(&b);
-	ck_assert_int_eq(enrollment_sign(&en, ssk, &b), BS_OK);
-	SYN_ENTRY(LOGENTRY_ENROLLMENT, LOGENTRY_ACCEPTED, b.data, b.len);
-
+	frame_put(&y.out, FRAME_META, b.data, b.len);
+	synth_enroll(&y, ssk, spk, ROLE_DISTRICT, "district", &b);
+	synth_enroll(&y, ssk, dk->pk, ROLE_BRANCH, "b1", &b);
 	for (i = 0; i < n; i++) {
-		struct capture_signer sg = {dk->pk, dk->sk, "b1",
-					    clock_wall_ms()};
-		struct capture *c = NULL;
-		sqlite3_stmt *st = NULL;
-
-		ck_assert_int_eq(capture_begin(dev, &sg, &c, &e), 0);
-		snprintf(sql, sizeof sql, "INSERT INTO members(id, branch_id,"
-			 " name, status) VALUES('m%d', 'b1', 'Member %d',"
-			 " 'active')", i, i);
-		ck_assert_int_eq(sqlite3_exec(dev->db, sql, NULL, NULL, NULL),
-				 SQLITE_OK);
-		ck_assert_int_eq(capture_commit(c, &count, &e), 0);
-		capture_free(c);
-		ck_assert_int_eq(sqlite3_prepare_v2(dev->db, "SELECT bytes FROM"
-						    " bs_outbox ORDER BY seq"
-						    " DESC LIMIT 1", -1, &st,
-						    NULL), SQLITE_OK);
-		ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
-		buf_reset(&b);
-		buf_append(&b, sqlite3_column_blob(st, 0),
-			   (size_t)sqlite3_column_bytes(st, 0));
-		sqlite3_finalize(st);
-		if (index == bad) {
+		synth_member(dev, dk, i, &b);
+		if (y.index == bad) {
 			struct changeset cs;
 
 			ck_assert_int_eq(changeset_decode(b.data, b.len, &cs),
 					 BS_OK);
 			b.data[cs.env_len] ^= 1;
 		}
-		SYN_ENTRY(LOGENTRY_CHANGESET, LOGENTRY_ACCEPTED, b.data, b.len);
+		synth_entry(&y, LOGENTRY_CHANGESET, b.data, b.len);
 	}
-#undef SYN_ENTRY
 	memset(&cp, 0, sizeof cp);
 	strcpy(cp.origin, "Synthetic");
-	cp.size = merkle_compact_size(&mc);
-	merkle_compact_root(&mc, cp.root);
+	cp.size = merkle_compact_size(&y.mc);
+	merkle_compact_root(&y.mc, cp.root);
 	cp.time_ms = clock_wall_ms();
 	buf_reset(&b);
 	ck_assert_int_eq(checkpoint_sign(&cp, ssk, &b), BS_OK);
-	frame_put(&out, FRAME_CHECKPOINT, b.data, b.len);
-	/* the device's replica holds exactly what its sets wrote */
+	frame_put(&y.out, FRAME_CHECKPOINT, b.data, b.len);
 	memset(&sd, 0, sizeof sd);
 	strcpy(sd.origin, "Synthetic");
-	sd.log_size = index;
+	sd.log_size = y.index;
 	ck_assert_int_eq(digest_compute(dev->db, sd.digest, &e), 0);
 	buf_reset(&b);
 	ck_assert_int_eq(statedigest_sign(&sd, ssk, &b), BS_OK);
-	frame_put(&out, FRAME_DIGEST, b.data, b.len);
-	frame_stream_end(&out);
-	ck_assert_int_eq(out.status, BS_OK);
+	frame_put(&y.out, FRAME_DIGEST, b.data, b.len);
+	frame_stream_end(&y.out);
+	ck_assert_int_eq(y.out.status, BS_OK);
 	f = fopen(path, "wb");
 	ck_assert_ptr_nonnull(f);
-	ck_assert_uint_eq(fwrite(out.data, 1, out.len, f), out.len);
+	ck_assert_uint_eq(fwrite(y.out.data, 1, y.out.len, f), y.out.len);
 	ck_assert_int_eq(fclose(f), 0);
-	buf_release(&out);
+	buf_release(&y.out);
+	buf_release(&y.fr);
 	buf_release(&b);
-	buf_release(&fr);
 	replica_close(dev);
 	keystore_key_free(dk);
 }
