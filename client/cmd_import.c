@@ -19,9 +19,10 @@
 #include "schema.h"
 
 /* Rows of one branch are cut into a new change set once the values written
- * since the last cut pass this estimate: half the body limit leaves room
- * for SQLite's per-row framing. */
-#define IMPORT_SET_BYTES (CHANGESET_MAX_BODY / 2)
+ * since the last cut pass this estimate. Well under the body limit on
+ * purpose: every device that pulls a change set holds a few copies of it at
+ * once, and old PCs are short of memory (docs/SYNC.md, "Known limits"). */
+#define IMPORT_SET_BYTES (512u * 1024)
 #define IMPORT_COL_NONE ((size_t)-1)
 
 static const char import_usage[] =

@@ -1190,6 +1190,7 @@ static void import(const char *db, const char *csv)
 
 START_TEST(large_sync_resumes)
 {
+	long long sets;
 	char a[400], b[400], csv[400];
 	uint8_t da[HASH_BYTES], dbb[HASH_BYTES];
 	struct run r;
@@ -1208,11 +1209,12 @@ START_TEST(large_sync_resumes)
 		big_csv(csv, 7000, tag);
 		import(a, csv);
 	}
-	ck_assert_int_eq(db_int(a, "SELECT count(*) FROM bs_outbox WHERE"
-				" acked=0"), 4);
+	/* import cuts big imports into several sets: at least one each */
+	sets = db_int(a, "SELECT count(*) FROM bs_outbox WHERE acked=0");
+	ck_assert_int_ge(sets, 4);
 	r = sync_ok(a);
-	ck_assert_int_eq(json_int(r.out, "pushed"), 4);
-	ck_assert_int_eq(json_int(r.out, "accepted"), 4);
+	ck_assert_int_eq(json_int(r.out, "pushed"), sets);
+	ck_assert_int_eq(json_int(r.out, "accepted"), sets);
 	/* deflated on the wire: far less than the ~4 MiB of change sets */
 	ck_assert_int_lt(json_int(r.out, "bytes_sent"), 3 << 20);
 	run_free(&r);
@@ -1235,8 +1237,9 @@ START_TEST(large_sync_resumes)
 	r = sync_ok(b);
 	run_free(&r);
 	ck_assert_int_eq(db_int(b, "SELECT count(*) FROM members"), 28000);
+	/* a's sets and the server's own branch row */
 	ck_assert_int_eq(db_int(b, "SELECT count(*) FROM bs_applied WHERE"
-				" scope='b1' AND seq > 0"), 5);
+				" scope='b1' AND seq > 0"), sets + 1);
 	r = sync_ok(b);
 	ck_assert_int_eq(json_int(r.out, "pulled"), 0);
 	run_free(&r);
