@@ -22,7 +22,7 @@ lines="$work/figures.jsonl"
 export BRANCHSYNC_BIN="$PWD/build-bench/client/branchsync" \
 	BRANCHSYNCD_BIN="$PWD/build-bench/server/branchsyncd" \
 	FAULTPROXY_BIN="$PWD/build-bench/tests/faultproxy"
-for b in capture ingest sync_wire sync_initial sync_noop sync_memory; do
+for b in capture ingest audit sync_wire sync_initial sync_noop sync_memory; do
 	echo "bench: $b" >&2
 	"build-bench/bench/bench_$b" "$work" >>"$lines"
 done
