@@ -1159,6 +1159,35 @@ START_TEST(unlogged_refusal_stops)
 }
 END_TEST
 
+/* A PC whose clock is a year ahead does not win forever: the district's
+ * later edit of the value it saw replaces it on every replica, and the
+ * wrong clock does not leak into the district laptop's other writes. */
+START_TEST(future_clock_does_not_win_forever)
+{
+	char a1[400], d[400], id[80];
+	long long stamp;
+
+	device("a1", "branch", "b1", a1, sizeof a1);
+	device("d", "district", NULL, d, sizeof d);
+	setenv("BRANCHSYNC_TEST_CLOCK_OFFSET_MS", "31536000000", 1);
+	put(a1, id, "members", "name=Future", NULL);
+	sync_quiet(a1);
+	unsetenv("BRANCHSYNC_TEST_CLOCK_OFFSET_MS");
+	sync_quiet(d);
+	put(d, NULL, "members", "--id", id, "name=Now", NULL);
+	put(d, NULL, "needs", "branch_id=b1", "category=job", NULL);
+	sync_quiet(d);
+	sync_quiet(a1);
+	ck_assert_int_eq(db_int(a1, "SELECT count(*) FROM members WHERE "
+				"name='Now'"), 1);
+	ck_assert_int_eq(db_int(d, "SELECT count(*) FROM members WHERE "
+				"name='Now'"), 1);
+	/* the unrelated write carries the laptop's own time (within a day) */
+	stamp = db_int(d, "SELECT hlc FROM bs_outbox ORDER BY seq DESC LIMIT 1");
+	ck_assert_int_lt(stamp >> 16, (long long)time(NULL) * 1000 + 86400000LL);
+}
+END_TEST
+
 /* ---- large syncs: batches, pages, and a sync killed midway ---- */
 
 /* A CSV of n members of branch b1 with long names (about 150 bytes a
@@ -1364,6 +1393,7 @@ static Suite *sync_suite(void)
 	tcase_add_test(tc, unlogged_refusal_stops);
 	tcase_add_test(tc, tls_verified);
 	tcase_add_test(tc, clock_follows_what_was_seen);
+	tcase_add_test(tc, future_clock_does_not_win_forever);
 	tcase_add_test(tc, large_sync_resumes);
 	tcase_add_test(tc, fork_is_caught);
 	suite_add_tcase(s, tc);
