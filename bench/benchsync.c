@@ -676,6 +676,70 @@ struct benchsync_run benchsync_sync_counted(const struct benchsync_server *s,
 	return r;
 }
 
+/* the count file of each running relay, by pid */
+static struct {
+	pid_t pid;
+	char count[BENCHSYNC_PATH];
+} relays[MAX_BACKGROUND];
+
+pid_t benchsync_relay_start(const struct benchsync_server *s,
+			    const char *const *faults, int *port)
+{
+	char log[BENCHSYNC_PATH], pf[BENCHSYNC_PATH], cf[BENCHSYNC_PATH];
+	char target[32], name[48];
+	const char *argv[MAX_ARGS + 2];
+	size_t n = 0;
+	pid_t pid;
+	int i;
+
+	snprintf(name, sizeof name, "relay%lu", proxy_seq++);
+	benchsync_path(log, sizeof log, "proxy.log");
+	format(pf, sizeof pf, "%s/%s.port", work, name);
+	format(cf, sizeof cf, "%s/%s.count", work, name);
+	snprintf(target, sizeof target, "127.0.0.1:%d", s->port);
+	argv[n++] = "faultproxy";
+	argv[n++] = "--listen";
+	argv[n++] = "127.0.0.1:0";
+	argv[n++] = "--port-file";
+	argv[n++] = pf;
+	argv[n++] = "--target";
+	argv[n++] = target;
+	argv[n++] = "--count-file";
+	argv[n++] = cf;
+	while (faults && *faults)
+		if (n == MAX_ARGS)
+			benchsync_die("too many relay options");
+		else
+			argv[n++] = *faults++;
+	argv[n] = NULL;
+	pid = spawn_listening(bin_proxy, argv, log, pf, port);
+	unlink(pf);
+	for (i = 0; i < MAX_BACKGROUND; i++)
+		if (relays[i].pid <= 0) {
+			relays[i].pid = pid;
+			snprintf(relays[i].count, sizeof relays[i].count,
+				 "%s", cf);
+			return pid;
+		}
+	benchsync_die("too many relays");
+}
+
+void benchsync_relay_stop(pid_t pid, struct benchsync_wire *w)
+{
+	int i, status = background_stop(pid, 10);
+
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+		benchsync_die("faultproxy ended with status %d", status);
+	for (i = 0; i < MAX_BACKGROUND; i++)
+		if (relays[i].pid == pid) {
+			counts_read(relays[i].count, w);
+			unlink(relays[i].count);
+			relays[i].pid = -1;
+			return;
+		}
+	benchsync_die("no relay %d", (int)pid);
+}
+
 /* ---- figures ---- */
 
 static int cmp_double(const void *a, const void *b)

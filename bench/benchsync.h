@@ -84,6 +84,13 @@ struct benchsync_run benchsync_sync_counted(const struct benchsync_server *s,
 					    const char *db,
 					    struct benchsync_wire *w);
 
+/* A counting relay (tests/faultproxy) in front of the server, with the
+ * NULL-terminated fault options `faults` (NULL: none); its port in *port.
+ * benchsync_relay_stop stops it and reads its counts into *w. */
+pid_t benchsync_relay_start(const struct benchsync_server *s,
+			    const char *const *faults, int *port);
+void benchsync_relay_stop(pid_t pid, struct benchsync_wire *w);
+
 /* A CSV of n members for import-csv, without ids (each row becomes a new
  * record with a random id, as an operator's roster does): Chinese names,
  * genders, birth dates, phone numbers, statuses, occupations and cities
