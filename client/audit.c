@@ -9,6 +9,7 @@
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <sodium.h>
@@ -22,6 +23,7 @@
 #include "merkle.h"
 #include "replica.h"
 #include "schema.h"
+#include "wire.h"
 
 #define AUDIT_THREADS_MAX 8
 /* A chain position beyond the next by more than this is not taken: a
@@ -91,6 +93,20 @@ struct audit_batch {
 	struct audit_worker w[AUDIT_THREADS_MAX];
 };
 
+/* Row hashes kept for the comparison: ROWHASH payloads end to end in
+ * `bytes`, the i-th from off[i] to off[i + 1]. */
+struct audit_rows {
+	struct buf bytes; /* capped at AUDIT_ROWS_BYTES */
+	uint32_t *off;	  /* n + 1 offsets once n > 0 */
+	size_t n, cap;
+	int full; /* the cap or memory was reached: rows were lost */
+};
+
+/* One row hash, decoded, pointing into an audit_rows. */
+struct audit_row {
+	struct digest_rowhash h;
+};
+
 struct audit {
 	uint8_t server_pk[SIGN_PUBLIC_BYTES];
 	char origin[CHECKPOINT_ORIGIN_MAX + 1];
@@ -118,6 +134,9 @@ struct audit {
 	size_t sd_len;
 	int sd_given;
 	size_t events_cap;
+	struct audit_rows srv_rows, rep_rows; /* the server's, the replay's */
+	int rows_given;
+	uint64_t rows_bad; /* malformed ROWHASH frames */
 	struct audit_result res;
 };
 
@@ -348,6 +367,8 @@ int audit_new(const uint8_t server_pk[SIGN_PUBLIC_BYTES], const char *origin,
 		if (!a->batch[i].items)
 			goto nomem;
 	}
+	buf_init(&a->srv_rows.bytes, AUDIT_ROWS_BYTES);
+	buf_init(&a->rep_rows.bytes, AUDIT_ROWS_BYTES);
 	a->res.failures =
 	    mem_calloc(AUDIT_FAILURES_MAX, sizeof *a->res.failures);
 	a->devs_cap = 64;
@@ -397,6 +418,10 @@ void audit_free(struct audit *a)
 	mem_free(a->devs);
 	mem_free(a->scopes);
 	mem_free(a->res.failures);
+	buf_release(&a->srv_rows.bytes);
+	mem_free(a->srv_rows.off);
+	buf_release(&a->rep_rows.bytes);
+	mem_free(a->rep_rows.off);
 	for (i = 0; i < a->res.nevents; i++)
 		audit_values_free(a->res.events[i].values,
 				  a->res.events[i].nvalues);
@@ -1422,6 +1447,242 @@ int audit_finish(struct audit *a, struct err *e)
 	for (i = 0; i < a->devs_cap; i++)
 		a->res.authors += a->devs[i].used && a->devs[i].wrote;
 	return 0;
+}
+
+/* ---- row hashes: where a digest that failed differs ---- */
+
+/* Appends one payload; sets l->full, and drops it, at the cap or when
+ * memory runs out. */
+static void audit_rows_add(struct audit_rows *l, const uint8_t *p, size_t len)
+{
+	if (l->full)
+		return;
+	if (l->n + 2 > l->cap) {
+		size_t cap = l->cap ? 2 * l->cap : 1024;
+		uint32_t *off = mem_realloc(l->off, cap * sizeof *off);
+
+		if (!off) {
+			l->full = 1;
+			return;
+		}
+		l->off = off;
+		l->cap = cap;
+	}
+	buf_append(&l->bytes, p, len);
+	if (l->bytes.status) {
+		l->full = 1;
+		return;
+	}
+	if (l->n == 0)
+		l->off[0] = 0;
+	l->off[++l->n] = (uint32_t)l->bytes.len;
+}
+
+void audit_row_hash(struct audit *a, const uint8_t *p, size_t len)
+{
+	struct digest_rowhash h;
+
+	a->rows_given = 1;
+	if (digest_rowhash_decode(p, len, &h) != BS_OK) {
+		a->rows_bad++;
+		return;
+	}
+	audit_rows_add(&a->srv_rows, p, len);
+}
+
+int audit_rows_wanted(const struct audit *a)
+{
+	return a->res.digest_compared && !a->res.digest_ok;
+}
+
+/* digest_row_hashes' callback: keeps one of the replay's rows. */
+struct audit_rows_ctx {
+	struct audit_rows *l;
+	struct buf one;
+	const char *table;
+};
+
+static int audit_rows_replayed(void *ctx, const char *id,
+			       const char *branch_id,
+			       const uint8_t hash[HASH_BYTES])
+{
+	struct audit_rows_ctx *c = ctx;
+
+	buf_reset(&c->one);
+	digest_rowhash_encode(&c->one, c->table, id, branch_id, hash);
+	if (c->one.status)
+		c->l->full = 1;
+	else
+		audit_rows_add(c->l, c->one.data, c->one.len);
+	return c->l->full;
+}
+
+static int audit_rows_collect(struct audit *a, struct err *e)
+{
+	struct audit_rows_ctx c;
+	size_t i;
+	int rc = 0;
+
+	c.l = &a->rep_rows;
+	buf_init(&c.one, 3 * (WIRE_VARINT_MAX + DIGEST_ROW_ID_MAX) +
+				 HASH_BYTES);
+	for (i = 0; i < schema_table_count() && !rc && !c.l->full; i++) {
+		c.table = schema_table_at(i)->name;
+		rc = digest_row_hashes(a->r->db, c.table, audit_rows_replayed,
+				       &c, e);
+	}
+	buf_release(&c.one);
+	return rc;
+}
+
+static int audit_row_part_cmp(const uint8_t *x, size_t xl, const uint8_t *y,
+			      size_t yl)
+{
+	int c = memcmp(x, y, xl < yl ? xl : yl);
+
+	if (c)
+		return c;
+	return (xl > yl) - (xl < yl);
+}
+
+/* (table, id, branch_id), bytewise: the order of the digest's rows. */
+static int audit_row_cmp(const void *px, const void *py)
+{
+	const struct digest_rowhash *x = &((const struct audit_row *)px)->h;
+	const struct digest_rowhash *y = &((const struct audit_row *)py)->h;
+	int c;
+
+	if ((c = audit_row_part_cmp(x->table, x->table_len, y->table,
+				    y->table_len)))
+		return c;
+	if ((c = audit_row_part_cmp(x->id, x->id_len, y->id, y->id_len)))
+		return c;
+	return audit_row_part_cmp(x->branch_id, x->branch_len, y->branch_id,
+				  y->branch_len);
+}
+
+/* A sorted index of l, allocated here (free with mem_free); NULL when l
+ * is empty or memory ran out (*nomem then set). Every payload in l
+ * decodes: audit_row_hash and audit_rows_replayed checked them. */
+static struct audit_row *audit_rows_sort(const struct audit_rows *l,
+					 int *nomem)
+{
+	struct audit_row *v;
+	size_t i;
+
+	if (l->n == 0)
+		return NULL;
+	v = mem_calloc(l->n, sizeof *v);
+	if (!v) {
+		*nomem = 1;
+		return NULL;
+	}
+	for (i = 0; i < l->n; i++)
+		if (digest_rowhash_decode(l->bytes.data + l->off[i],
+					  l->off[i + 1] - l->off[i],
+					  &v[i].h) != BS_OK)
+			*nomem = 1; /* cannot happen; never compare garbage */
+	if (*nomem) {
+		mem_free(v);
+		return NULL;
+	}
+	qsort(v, l->n, sizeof *v, audit_row_cmp);
+	return v;
+}
+
+/* Copies n untrusted bytes for display, control bytes as '?'. */
+static void audit_row_name(char *out, size_t max, const uint8_t *p, size_t n)
+{
+	size_t i;
+
+	if (n > max)
+		n = max;
+	for (i = 0; i < n; i++)
+		out[i] = p[i] < 0x20 || p[i] == 0x7f ? '?' : (char)p[i];
+	out[n] = '\0';
+}
+
+static void audit_row_fail(struct audit *a, const struct digest_rowhash *h,
+			   const char *what)
+{
+	struct audit_failure *f;
+	size_t kept = a->res.nfailures;
+	char table[AUDIT_ROW_TABLE_MAX + 1], row[AUDIT_ROW_ID_MAX + 1],
+	    branch[AUDIT_ROW_ID_MAX + 1];
+
+	audit_row_name(table, AUDIT_ROW_TABLE_MAX, h->table, h->table_len);
+	audit_row_name(row, AUDIT_ROW_ID_MAX, h->id, h->id_len);
+	audit_row_name(branch, AUDIT_ROW_ID_MAX, h->branch_id, h->branch_len);
+	audit_fail(a, -1, NULL, "table %.64s row %.128s (branch %.128s): %s",
+		   table, row, branch, what);
+	if (a->res.nfailures == kept)
+		return; /* only counted */
+	f = &a->res.failures[kept];
+	f->has_row = 1;
+	memcpy(f->table, table, sizeof table);
+	memcpy(f->row, row, sizeof row);
+	memcpy(f->branch, branch, sizeof branch);
+}
+
+int audit_rows_judge(struct audit *a, struct err *e)
+{
+	struct audit_row *s = NULL, *r = NULL;
+	size_t i = 0, j = 0, ns = a->srv_rows.n, nr = 0;
+	int nomem = 0, c, rc = -1;
+
+	if (!audit_rows_wanted(a) || !a->rows_given)
+		return 0;
+	if (a->rows_bad)
+		audit_fail(a, -1, NULL,
+			   "%llu of the server's row hashes are malformed "
+			   "and were not compared",
+			   (unsigned long long)a->rows_bad);
+	if (audit_rows_collect(a, e))
+		return -1;
+	if (a->srv_rows.full || a->rep_rows.full) {
+		audit_fail(a, -1, NULL,
+			   "there are too many rows to compare one by one "
+			   "(over %u MiB of row hashes): the rows that differ "
+			   "are not named", AUDIT_ROWS_BYTES >> 20);
+		rc = 0;
+		goto cleanup;
+	}
+	nr = a->rep_rows.n;
+	s = audit_rows_sort(&a->srv_rows, &nomem);
+	r = audit_rows_sort(&a->rep_rows, &nomem);
+	if (nomem) {
+		err_set(e, ERR_INVALID, "out of memory comparing the rows");
+		goto cleanup;
+	}
+	while (i < ns || j < nr) {
+		c = i == ns ? 1 : j == nr ? -1 : audit_row_cmp(&s[i], &r[j]);
+		if (c < 0) {
+			audit_row_fail(a, &s[i++].h,
+				       "in the server's records but not "
+				       "produced by the log");
+		} else if (c > 0) {
+			audit_row_fail(a, &r[j++].h,
+				       "produced by the log but missing from "
+				       "the server's records");
+		} else {
+			if (memcmp(s[i].h.hash, r[j].h.hash, HASH_BYTES) != 0)
+				audit_row_fail(a, &s[i].h,
+					       "differs from what the log "
+					       "produces");
+			i++;
+			j++;
+		}
+	}
+	rc = 0;
+cleanup:
+	mem_free(s);
+	mem_free(r);
+	/* the replay's hashes are not needed again */
+	buf_release(&a->rep_rows.bytes);
+	mem_free(a->rep_rows.off);
+	a->rep_rows.off = NULL;
+	a->rep_rows.n = a->rep_rows.cap = 0;
+	return rc;
 }
 
 int audit_prefix_root(const struct audit *a, uint64_t size,

@@ -25,6 +25,11 @@
 #define AUDIT_BATCH_BYTES (8u << 20)
 #define AUDIT_THREADS	  2
 #define AUDIT_TABLES_MAX  16
+/* Bytes of a differing row's table and id kept in a failure. */
+#define AUDIT_ROW_TABLE_MAX 64
+#define AUDIT_ROW_ID_MAX    256
+/* Bytes of row hashes kept, of the server's and of the replay's each. */
+#define AUDIT_ROWS_BYTES (512u << 20)
 
 struct audit;
 
@@ -36,6 +41,12 @@ struct audit_failure {
 	int has_device;
 	uint8_t device[SIGN_PUBLIC_BYTES];
 	char reason[AUDIT_REASON_MAX];
+	/* a record row that differs from the replay's (control bytes shown
+	 * as '?', cut at the maximum) */
+	int has_row;
+	char table[AUDIT_ROW_TABLE_MAX + 1];
+	char row[AUDIT_ROW_ID_MAX + 1];
+	char branch[AUDIT_ROW_ID_MAX + 1];
 };
 
 /* A value written to a record cell, for --record. */
@@ -116,6 +127,21 @@ int audit_entry(struct audit *a, uint64_t index, const uint8_t *entry,
  * at most one of each; judged by audit_finish). */
 void audit_checkpoint(struct audit *a, const uint8_t *p, size_t len);
 void audit_digest(struct audit *a, const uint8_t *p, size_t len);
+
+/* One ROWHASH frame of the server's (protocol/FORMAT.md, "Row hashes"),
+ * copied for audit_rows_judge. Unsigned, so never a failure by itself. */
+void audit_row_hash(struct audit *a, const uint8_t *p, size_t len);
+
+/* After audit_finish: 1 if the replay's digest was compared with the
+ * signed one and differs, so that row hashes would say where. */
+int audit_rows_wanted(const struct audit *a);
+
+/* After audit_finish and the row hashes: when audit_rows_wanted, compares
+ * the server's row hashes with the replay's and records one failure per
+ * row that differs (none when no row hash was given). Allocates two sorted
+ * indexes for the time of the call. Fails (-1, ERR_INVALID) only for local
+ * failures: memory, the replica. */
+int audit_rows_judge(struct audit *a, struct err *e);
 
 /* Records a failure found by the caller (a fork, a damaged file). device
  * may be NULL. */

@@ -15,6 +15,7 @@
 #include "audit.h"
 #include "clock.h"
 #include "commands.h"
+#include "digest.h"
 #include "hlc.h"
 #include "identity.h"
 #include "logentry.h"
@@ -33,6 +34,9 @@
 #define AUDIT_READ_CHUNK (1u << 20)
 /* A progress line per this many entries, on a terminal only. */
 #define AUDIT_PROGRESS_EVERY 20000
+/* A ROWHASH frame: three blobs and a hash. */
+#define AUDIT_ROWHASH_FRAME_MAX                                                \
+	(3 * (WIRE_VARINT_MAX + DIGEST_ROW_ID_MAX) + HASH_BYTES)
 /* Small answers: a checkpoint, a digest or a proof, and END. */
 #define AUDIT_SMALL_FRAME_MAX 8192
 
@@ -168,6 +172,9 @@ static int cmd_audit_frame(struct cmd_audit *c, const struct frame *f,
 	case FRAME_DIGEST:
 		audit_digest(c->a, f->payload, f->len);
 		return 0;
+	case FRAME_ROWHASH:
+		audit_row_hash(c->a, f->payload, f->len);
+		return 0;
 	default:
 		audit_fail(c->a, -1, NULL,
 			   "the export holds a frame of type %u "
@@ -232,7 +239,7 @@ static int cmd_audit_file(struct cmd_audit *c, struct err *e)
 			   "the export is damaged at byte %llu "
 			   "(%s): what follows was not read",
 			   (unsigned long long)fr.consumed, bs_status_str(st));
-	rc = audit_finish(c->a, e);
+	rc = audit_finish(c->a, e) || audit_rows_judge(c->a, e) ? -1 : 0;
 cleanup:
 	if (in)
 		fclose(in);
@@ -490,6 +497,41 @@ cleanup:
 	return rc;
 }
 
+/* GET /v1/rows, asked only once the digest failed: the server's row
+ * hashes, to name the rows that differ. They are unsigned and only help
+ * the diagnosis, so a bad answer is one more failure, not the end of the
+ * audit: whatever goes wrong is recorded as a failure. */
+static void cmd_audit_rows(struct cmd_audit *c, struct transport *t)
+{
+	struct transport_reply rep;
+	struct answer_frames fr;
+	struct frame f;
+	struct err why;
+
+	err_init(&why);
+	transport_reply_init(&rep);
+	answer_frames_init(&fr, &rep.body, AUDIT_ROWHASH_FRAME_MAX);
+	if (cmd_audit_get(t, "/v1/rows", TRANSPORT_SIGNED, "row hashes", &rep,
+			  &why))
+		goto cleanup;
+	answer_frames_init(&fr, &rep.body, AUDIT_ROWHASH_FRAME_MAX);
+	while (answer_frames_next(&fr, &f, &why) == 1) {
+		if (f.type != FRAME_ROWHASH) {
+			err_set(&why, ERR_VERIFY, "a frame of type %u came "
+				"among them", f.type);
+			break;
+		}
+		audit_row_hash(c->a, f.payload, f.len);
+	}
+cleanup:
+	if (why.kind != ERR_OK)
+		audit_fail(c->a, -1, NULL,
+			   "the server's row hashes could not be read (%s): "
+			   "the rows that differ are not named", why.msg);
+	answer_frames_release(&fr);
+	transport_reply_release(&rep);
+}
+
 static int cmd_audit_server_run(struct cmd_audit *c, struct replica *r,
 				struct identity *idn, struct err *e)
 {
@@ -510,6 +552,10 @@ static int cmd_audit_server_run(struct cmd_audit *c, struct replica *r,
 		if (cmd_audit_page(c, t, &cp, &after, e))
 			goto cleanup;
 	if (audit_finish(c->a, e))
+		goto cleanup;
+	if (audit_rows_wanted(c->a))
+		cmd_audit_rows(c, t);
+	if (audit_rows_judge(c->a, e))
 		goto cleanup;
 	/* the entries themselves must also give the root verified before */
 	if (c->have_old && !c->forked &&
@@ -848,6 +894,14 @@ static void cmd_audit_json(const struct cmd_audit *c,
 			fputs("null", f);
 		fputs(",\"reason\":", f);
 		cli_json_string(f, fl->reason, strlen(fl->reason));
+		if (fl->has_row) {
+			fputs(",\"table\":", f);
+			cli_json_string(f, fl->table, strlen(fl->table));
+			fputs(",\"row\":", f);
+			cli_json_string(f, fl->row, strlen(fl->row));
+			fputs(",\"branch\":", f);
+			cli_json_string(f, fl->branch, strlen(fl->branch));
+		}
 		fputc('}', f);
 	}
 	fputc(']', f);

@@ -1,5 +1,7 @@
 /* digest.c - canonical digest of the record tables (protocol/FORMAT.md,
- * "Canonical digest"). */
+ * "Canonical digest"), and the per-row hashes that localise a difference
+ * ("Row hashes"), both as the server writes them and as an auditor reads
+ * them. */
 #include "digest.h"
 
 #include <string.h>
@@ -7,6 +9,7 @@
 #include <sodium.h>
 
 #include "buf.h"
+#include "frame.h"
 #include "schema.h"
 #include "wire.h"
 
@@ -146,17 +149,103 @@ int digest_row_hashes(sqlite3 *db, const char *table,
 	if (select_all(db, t, &st, e))
 		goto cleanup;
 	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *id = (const char *)sqlite3_column_text(st, 0);
+		const char *branch = (const char *)sqlite3_column_text(st, 1);
+
 		buf_reset(&b);
 		if (encode_row(st, (int)t->ncolumns + 2, &b, e))
 			goto cleanup;
 		hash_sha256(hash, b.data, b.len, NULL, 0);
-		if (each(ctx, (const char *)sqlite3_column_text(st, 0),
-			 (const char *)sqlite3_column_text(st, 1), hash))
+		/* a NULL id (only a hand-edited database has one) is
+		 * named as empty; its hash still tells it apart */
+		if (each(ctx, id ? id : "", branch ? branch : "", hash))
 			break;
+	}
+	if (step != SQLITE_ROW && step != SQLITE_DONE) {
+		err_set(e, ERR_INVALID, "cannot read table %s: %s", t->name,
+			sqlite3_errmsg(db));
+		goto cleanup;
 	}
 	rc = 0;
 cleanup:
 	sqlite3_finalize(st);
 	buf_release(&b);
 	return rc;
+}
+
+void digest_rowhash_encode(struct buf *b, const char *table, const char *id,
+			   const char *branch_id,
+			   const uint8_t hash[HASH_BYTES])
+{
+	wire_put_blob(b, table, strlen(table));
+	wire_put_blob(b, id, strlen(id));
+	wire_put_blob(b, branch_id, strlen(branch_id));
+	buf_append(b, hash, HASH_BYTES);
+}
+
+/* digest_row_hashes' callback for digest_put_rows: one ROWHASH frame. */
+struct digest_rows_ctx {
+	struct buf *out;
+	struct buf frame;
+	const char *table;
+};
+
+static int digest_rows_put_one(void *ctx, const char *id,
+			       const char *branch_id,
+			       const uint8_t hash[HASH_BYTES])
+{
+	struct digest_rows_ctx *c = ctx;
+
+	buf_reset(&c->frame);
+	digest_rowhash_encode(&c->frame, c->table, id, branch_id, hash);
+	if (c->frame.status)
+		return 1;
+	frame_put(c->out, FRAME_ROWHASH, c->frame.data, c->frame.len);
+	return c->out->status != BS_OK;
+}
+
+int digest_put_rows(sqlite3 *db, struct buf *b, struct err *e)
+{
+	struct digest_rows_ctx c;
+	size_t i;
+	int rc = -1;
+
+	c.out = b;
+	c.table = NULL;
+	/* ids longer than a reader takes (only a hand-edited database
+	 * has them) are still sent: the reader reports the frame */
+	buf_init(&c.frame, 1 << 20);
+	for (i = 0; i < schema_table_count(); i++) {
+		c.table = schema_table_at(i)->name;
+		if (digest_row_hashes(db, c.table, digest_rows_put_one, &c, e))
+			goto cleanup;
+		if (c.frame.status || b->status) {
+			err_set(e, ERR_INVALID, "the row hashes of table %s "
+				"are too large to send", c.table);
+			goto cleanup;
+		}
+	}
+	rc = 0;
+cleanup:
+	buf_release(&c.frame);
+	return rc;
+}
+
+enum bs_status digest_rowhash_decode(const uint8_t *p, size_t len,
+				     struct digest_rowhash *out)
+{
+	struct wire_reader r;
+	enum bs_status st;
+
+	memset(out, 0, sizeof *out);
+	wire_reader_init(&r, p, len);
+	if ((st = wire_get_blob(&r, DIGEST_TABLE_MAX, &out->table,
+				&out->table_len)) ||
+	    (st = wire_get_blob(&r, DIGEST_ROW_ID_MAX, &out->id,
+				&out->id_len)) ||
+	    (st = wire_get_blob(&r, DIGEST_ROW_ID_MAX, &out->branch_id,
+				&out->branch_len)) ||
+	    (st = wire_get_bytes(&r, HASH_BYTES, &out->hash)))
+		return st;
+	return wire_expect_end(&r);
 }

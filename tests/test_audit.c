@@ -1335,48 +1335,126 @@ END_TEST
 
 /* ---- the server's own records ---- */
 
+/* Runs sql on the server's database with the sqlite3 tool, as someone
+ * with access to the server's disk would. */
+static void server_sql(const char *dbp, const char *sql)
+{
+	const char *argv[] = {"sqlite3", dbp, sql, NULL};
+	struct run r = run_argv("/usr/bin/sqlite3", argv);
+
+	if (r.code == 127) {
+		/* no sqlite3 tool here: the same through the library */
+		sqlite3 *h = db_open(dbp);
+
+		ck_assert_int_eq(sqlite3_exec(h, sql, NULL, NULL, NULL),
+				 SQLITE_OK);
+		sqlite3_close(h);
+	} else {
+		expect_code(&r, 0);
+	}
+	run_free(&r);
+}
+
+/* The branch_id of a members row of the server's database. */
+static void member_branch(const char *dbp, const char *id, char *out,
+			  size_t n)
+{
+	sqlite3 *h = db_open(dbp);
+	sqlite3_stmt *st = NULL;
+
+	ck_assert_int_eq(sqlite3_prepare_v2(h, "SELECT branch_id FROM members"
+					    " WHERE id = ?1", -1, &st, NULL),
+			 SQLITE_OK);
+	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+	ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
+	snprintf(out, n, "%s", (const char *)sqlite3_column_text(st, 0));
+	sqlite3_finalize(st);
+	sqlite3_close(h);
+}
+
 START_TEST(changed_record_caught)
 {
 	struct district D;
-	char sql[300], dbp[450], file[450];
+	char sql[300], dbp[450], file[450], want[300], branch[80];
 	struct run r;
 	int port = srv_port;
 
 	district_build(&D);
 	server_stop();
 	snprintf(dbp, sizeof dbp, "%s/server.db", srv_dir);
+	member_branch(dbp, D.member, branch, sizeof branch);
 	snprintf(sql, sizeof sql, "UPDATE members SET name='x' WHERE id='%s';",
 		 D.member);
-	{
-		const char *argv[] = {"sqlite3", dbp, sql, NULL};
-
-		r = run_argv("/usr/bin/sqlite3", argv);
-		if (r.code == 127) {
-			/* no sqlite3 tool here: the same through the library */
-			sqlite3 *h = db_open(dbp);
-
-			ck_assert_int_eq(sqlite3_exec(h, sql, NULL, NULL, NULL),
-					 SQLITE_OK);
-			sqlite3_close(h);
-		} else {
-			expect_code(&r, 0);
-		}
-		run_free(&r);
-	}
+	server_sql(dbp, sql);
 	ck_assert_int_eq(db_int(dbp, "SELECT count(*) FROM members WHERE"
 				     " name='x'"),
 			 1);
 	path_in(file, sizeof file, "changed.bin");
 	export(file);
-	expect_caught(file, "not what its log yields", "replayed rows");
+	/* the digest fails, and the row hashes name the one row changed */
+	snprintf(want, sizeof want, "table members row %s (branch %s): "
+		 "differs from what the log produces", D.member, branch);
+	expect_caught(file, "not what its log yields", want);
 
 	/* from the server too, and the log itself is fine */
 	server_start(port);
 	r = bs("audit", "--db", D.au, "--json", NULL);
 	expect_code(&r, 4);
-	ck_assert_int_eq(json_int(r.out, "failures_total"), 1);
+	ck_assert_int_eq(json_int(r.out, "failures_total"), 2);
 	ck_assert_ptr_nonnull(strstr(r.out, "\"verified\":true"));
 	ck_assert_ptr_nonnull(strstr(r.out, "not what its log yields"));
+	ck_assert_msg(strstr(r.out, want) != NULL, "no '%s' in %s", want,
+		      r.out);
+	snprintf(want, sizeof want, "\"table\":\"members\",\"row\":\"%s\","
+		 "\"branch\":\"%s\"", D.member, branch);
+	ck_assert_msg(strstr(r.out, want) != NULL, "no '%s' in %s", want,
+		      r.out);
+	run_free(&r);
+}
+END_TEST
+
+/* A row deleted and one added behind the log's back: each is named, and
+ * nothing else is. */
+START_TEST(deleted_record_caught)
+{
+	struct district D;
+	char dbp[450], file[450], sql[300], gone[300], extra[300],
+	    branch[80];
+	struct run r;
+	int port = srv_port;
+
+	district_build(&D);
+	server_stop();
+	snprintf(dbp, sizeof dbp, "%s/server.db", srv_dir);
+	member_branch(dbp, D.member, branch, sizeof branch);
+	snprintf(sql, sizeof sql,
+		 "DELETE FROM members WHERE id='%s';"
+		 " INSERT INTO members(id, branch_id, name, status)"
+		 " VALUES('ghost1', '%s', 'Ghost', 'active');",
+		 D.member, branch);
+	server_sql(dbp, sql);
+	ck_assert_int_eq(db_int(dbp, "SELECT count(*) FROM members WHERE"
+				     " id='ghost1'"),
+			 1);
+	path_in(file, sizeof file, "deleted.bin");
+	export(file);
+	snprintf(gone, sizeof gone, "table members row %s (branch %s): "
+		 "produced by the log but missing from the server's records",
+		 D.member, branch);
+	snprintf(extra, sizeof extra, "table members row ghost1 (branch %s): "
+		 "in the server's records but not produced by the log",
+		 branch);
+	expect_caught(file, gone, extra);
+	r = audit_log(file);
+	ck_assert_ptr_null(strstr(r.out, "differs from what the log"));
+	run_free(&r);
+
+	server_start(port);
+	r = bs("audit", "--db", D.au, "--json", NULL);
+	expect_code(&r, 4);
+	ck_assert_int_eq(json_int(r.out, "failures_total"), 3);
+	ck_assert_msg(strstr(r.out, gone) && strstr(r.out, extra),
+		      "report: %s", r.out);
 	run_free(&r);
 }
 END_TEST
@@ -1734,6 +1812,7 @@ static Suite *audit_suite(void)
 	tcase_add_test(tc, missing_swapped_and_foreign_entries_caught);
 	tcase_add_test(tc, enrollment_by_another_key_caught);
 	tcase_add_test(tc, changed_record_caught);
+	tcase_add_test(tc, deleted_record_caught);
 	tcase_add_test(tc, revoked_write_resigned_caught);
 	tcase_add_test(tc, forked_log_caught);
 	tcase_add_test(tc, many_changesets);
