@@ -12,22 +12,12 @@
  * server's own key, and a server that forks its log between two audits.
  * A synthetic log of several thousand change sets crosses batch and thread
  * boundaries. */
-#define _GNU_SOURCE /* nftw's FTW_DEPTH, FTW_PHYS */
 #include <check.h>
-#include <dirent.h>
-#include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
-#include <poll.h>
-#include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <sodium.h>
@@ -41,6 +31,7 @@
 #include "enrollment.h"
 #include "err.h"
 #include "frame.h"
+#include "harness.h"
 #include "keystore.h"
 #include "logentry.h"
 #include "merkle.h"
@@ -49,418 +40,40 @@
 #include "statedigest.h"
 #include "wire.h"
 
-#define MAX_ARGS  32
-#define HEX_KEY	  64
 #define NOT_FOUND ((size_t)-1)
 
-/* What one run of a binary produced. */
-struct run {
-	int code;	 /* exit code, or 128 + signal */
-	char *out, *err; /* NUL-terminated, malloc'd */
-	size_t outlen, errlen;
-};
-
-static char root[256]; /* made by the parent, removed by it */
-static char tmp[320];  /* this test's directory */
-static char srv_dir[400];
-static char srv_key[HEX_KEY + 1];
-static pid_t srv_pid = -1;
-static int srv_port;
-
-/* ---- processes ---- */
-
-static void run_free(struct run *r)
-{
-	free(r->out);
-	free(r->err);
-	memset(r, 0, sizeof *r);
-}
-
-static void append(char **buf, size_t *len, const char *p, size_t n)
-{
-	*buf = realloc(*buf, *len + n + 1);
-	ck_assert_ptr_nonnull(*buf);
-	memcpy(*buf + *len, p, n);
-	*len += n;
-	(*buf)[*len] = '\0';
-}
-
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-/* Runs bin with argv, collecting stdout and stderr; no stdin, no
- * controlling terminal (so nothing waits for a passphrase). */
-static struct run run_argv(const char *bin, const char *const *argv)
-{
-	int outp[2], errp[2], status = 0;
-	struct run r;
-	pid_t pid;
-
-	memset(&r, 0, sizeof r);
-	append(&r.out, &r.outlen, "", 0);
-	append(&r.err, &r.errlen, "", 0);
-	ck_assert_int_eq(pipe(outp), 0);
-	ck_assert_int_eq(pipe(errp), 0);
-	pid = fork();
-	ck_assert_int_ge(pid, 0);
-	if (pid == 0) {
-		int devnull = open("/dev/null", O_RDONLY);
-
-		setsid();
-		dup2(devnull, 0);
-		dup2(outp[1], 1);
-		dup2(errp[1], 2);
-		close(outp[0]);
-		close(errp[0]);
-		execv(bin, (char *const *)argv);
-		_exit(127);
-	}
-	close(outp[1]);
-	close(errp[1]);
-	while (outp[0] >= 0 || errp[0] >= 0) {
-		struct pollfd fds[2] = {
-		    {outp[0], POLLIN, 0},
-		    {errp[0], POLLIN, 0},
-		};
-		char buf[65536];
-		int i;
-
-		if (poll(fds, 2, -1) < 0) {
-			ck_assert_int_eq(errno, EINTR);
-			continue;
-		}
-		for (i = 0; i < 2; i++) {
-			int *fd = i ? &errp[0] : &outp[0];
-			ssize_t n;
-
-			if (*fd < 0 || !fds[i].revents)
-				continue;
-			n = read(*fd, buf, sizeof buf);
-			if (n <= 0) {
-				close(*fd);
-				*fd = -1;
-			} else if (i == 0) {
-				append(&r.out, &r.outlen, buf, (size_t)n);
-			} else {
-				append(&r.err, &r.errlen, buf, (size_t)n);
-			}
-		}
-	}
-	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
-	r.code =
-	    WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-	return r;
-}
-
-static struct run run_va(const char *envname, const char *name,
-			 const char *first, va_list ap)
-{
-	const char *bin = getenv(envname), *argv[MAX_ARGS + 2];
-	size_t n = 0;
-
-	ck_assert_msg(bin != NULL, "%s is not set", envname);
-	argv[n++] = name;
-	argv[n++] = first;
-	while (n < MAX_ARGS && (argv[n] = va_arg(ap, const char *)) != NULL)
-		n++;
-	argv[n] = NULL;
-	return run_argv(bin, argv);
-}
-
-static struct run bs(const char *first, ...)
-{
-	struct run r;
-	va_list ap;
-
-	va_start(ap, first);
-	r = run_va("BRANCHSYNC_BIN", "branchsync", first, ap);
-	va_end(ap);
-	return r;
-}
-
-static struct run bsd(const char *first, ...)
-{
-	struct run r;
-	va_list ap;
-
-	va_start(ap, first);
-	r = run_va("BRANCHSYNCD_BIN", "branchsyncd", first, ap);
-	va_end(ap);
-	return r;
-}
-
-static void expect_code(const struct run *r, int code)
-{
-	ck_assert_msg(r->code == code,
-		      "exit %d, wanted %d; stdout: %s\n"
-		      "stderr: %s",
-		      r->code, code, r->out, r->err);
-}
-
-static void first_line(const struct run *r, char *out, size_t n)
-{
-	size_t len = strcspn(r->out, "\n");
-
-	ck_assert_uint_lt(len, n);
-	memcpy(out, r->out, len);
-	out[len] = '\0';
-}
-
-static long long json_int(const char *json, const char *key)
-{
-	char pat[64];
-	const char *p;
-
-	snprintf(pat, sizeof pat, "\"%s\":", key);
-	p = strstr(json, pat);
-	ck_assert_msg(p != NULL, "no %s in %s", key, json);
-	return strtoll(p + strlen(pat), NULL, 10);
-}
-
-/* ---- the server ---- */
-
-static void path_in(char *out, size_t n, const char *name)
-{
-	snprintf(out, n, "%s/%s", tmp, name);
-}
-
-static void server_init(void)
-{
-	struct run r;
-
-	snprintf(srv_dir, sizeof srv_dir, "%s/srv", tmp);
-	r = bsd("init", "--data", srv_dir, "--district", "Test",
-		"--no-passphrase", NULL);
-	expect_code(&r, 0);
-	first_line(&r, srv_key, sizeof srv_key);
-	ck_assert_uint_eq(strlen(srv_key), HEX_KEY);
-	run_free(&r);
-	r = bsd("branch", "add", "--data", srv_dir, "--id", "b1", "--name",
-		"Village 1", "--kind", "village", NULL);
-	expect_code(&r, 0);
-	run_free(&r);
-	r = bsd("branch", "add", "--data", srv_dir, "--id", "b2", "--name",
-		"Village 2", "--kind", "village", NULL);
-	expect_code(&r, 0);
-	run_free(&r);
-}
-
-/* Starts serving on `port` (0: a random one in 20000-32000, below the
- * kernel's ephemeral range, so that while this server is stopped no other
- * test's server takes its port) and waits for the port file. */
-static void server_start(int port)
-{
-	char pf[400], listen[64], logf[400];
-	int tries;
-
-	path_in(pf, sizeof pf, "port");
-	path_in(logf, sizeof logf, "server.log");
-	for (tries = 0; tries < 50; tries++) {
-		const char *bin = getenv("BRANCHSYNCD_BIN");
-		int p = port ? port : 20000 + (int)(random() % 12000);
-		double t0 = now_s();
-		FILE *f;
-		int status;
-
-		snprintf(listen, sizeof listen, "127.0.0.1:%d", p);
-		unlink(pf);
-		srv_pid = fork();
-		ck_assert_int_ge(srv_pid, 0);
-		if (srv_pid == 0) {
-			int fd =
-			    open(logf, O_WRONLY | O_CREAT | O_APPEND, 0600);
-
-			prctl(PR_SET_PDEATHSIG, SIGKILL);
-			dup2(fd, 1);
-			dup2(fd, 2);
-			execl(bin, "branchsyncd", "serve", "--data", srv_dir,
-			      "--listen", listen, "--port-file", pf, "--quiet",
-			      (char *)NULL);
-			_exit(127);
-		}
-		while (now_s() - t0 < 10) {
-			if ((f = fopen(pf, "r")) != NULL) {
-				int ok = fscanf(f, "%d", &srv_port) == 1;
-
-				fclose(f);
-				if (ok && srv_port > 0)
-					return;
-			}
-			if (waitpid(srv_pid, &status, WNOHANG) == srv_pid)
-				break;
-			usleep(20000);
-		}
-		kill(srv_pid, SIGKILL);
-		waitpid(srv_pid, &status, 0);
-		srv_pid = -1;
-		usleep(200000);
-	}
-	ck_abort_msg("branchsyncd did not start (see %s)", logf);
-}
-
-static void server_stop(void)
-{
-	int status = 0;
-
-	ck_assert_int_gt(srv_pid, 0);
-	ck_assert_int_eq(kill(srv_pid, SIGTERM), 0);
-	ck_assert_int_eq(waitpid(srv_pid, &status, 0), srv_pid);
-	srv_pid = -1;
-	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
-		      "branchsyncd ended with status %d", status);
-}
-
-static void token(const char *role, const char *branch, char out[HEX_KEY + 1])
-{
-	struct run r =
-	    branch ? bsd("token", "--data", srv_dir, "--role", role, "--branch",
-			 branch, NULL)
-		   : bsd("token", "--data", srv_dir, "--role", role, NULL);
-
-	expect_code(&r, 0);
-	first_line(&r, out, HEX_KEY + 1);
-	run_free(&r);
-}
+static struct harness_server srv; /* made and started by setup() */
 
 /* ---- devices ---- */
-
-static void device_init(const char *db)
-{
-	struct run r = bs("init", "--db", db, "--no-passphrase", NULL);
-
-	expect_code(&r, 0);
-	run_free(&r);
-}
 
 /* Makes replica tmp/NAME.db enrolled with role (and branch). */
 static void device(const char *name, const char *role, const char *branch,
 		   char *out, size_t n)
 {
-	char tok[HEX_KEY + 1], url[64];
-	struct run r;
+	char tok[HARNESS_HEX_KEY + 1], url[64], file[64];
+	struct harness_run r;
 
-	snprintf(out, n, "%s/%s.db", tmp, name);
-	device_init(out);
-	token(role, branch, tok);
-	snprintf(url, sizeof url, "http://127.0.0.1:%d", srv_port);
-	r = bs("enroll", "--db", out, "--server", url, "--token", tok,
-	       "--server-key", srv_key, "--name", name, NULL);
-	expect_code(&r, 0);
-	run_free(&r);
-}
-
-static void put(const char *db, char *id, const char *table, ...)
-{
-	const char *argv[MAX_ARGS + 2];
-	const char *bin = getenv("BRANCHSYNC_BIN");
-	struct run r;
-	va_list ap;
-	size_t n = 0;
-
-	argv[n++] = "branchsync";
-	argv[n++] = "put";
-	argv[n++] = "--db";
-	argv[n++] = db;
-	argv[n++] = table;
-	va_start(ap, table);
-	while (n < MAX_ARGS && (argv[n] = va_arg(ap, const char *)) != NULL)
-		n++;
-	va_end(ap);
-	argv[n] = NULL;
-	r = run_argv(bin, argv);
-	expect_code(&r, 0);
-	if (id)
-		first_line(&r, id, 65);
-	run_free(&r);
+	/* not harness_device: the enrollment carries the device's name */
+	harness_fmt(file, sizeof file, "%s.db", name);
+	harness_path(out, n, file);
+	harness_device_init(out, NULL);
+	harness_token(&srv, role, branch, tok);
+	harness_server_url(&srv, url, sizeof url);
+	r = harness_bs("enroll", "--db", out, "--server", url, "--token", tok,
+		       "--server-key", srv.key, "--name", name, NULL);
+	harness_expect_code(&r, 0);
+	harness_run_free(&r);
 }
 
 static void sync_code(const char *db, int code)
 {
-	struct run r = bs("sync", "--db", db, NULL);
+	struct harness_run r = harness_bs("sync", "--db", db, NULL);
 
-	expect_code(&r, code);
-	run_free(&r);
+	harness_expect_code(&r, code);
+	harness_run_free(&r);
 }
 
 /* ---- files ---- */
-
-static sqlite3 *db_open(const char *path)
-{
-	sqlite3 *db = NULL;
-
-	ck_assert_int_eq(
-	    sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
-	sqlite3_busy_timeout(db, 5000);
-	return db;
-}
-
-static long long db_int(const char *path, const char *sql)
-{
-	sqlite3 *db = db_open(path);
-	sqlite3_stmt *st = NULL;
-	long long v;
-
-	ck_assert_msg(sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK,
-		      "%s: %s", sql, sqlite3_errmsg(db));
-	ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
-	v = sqlite3_column_int64(st, 0);
-	sqlite3_finalize(st);
-	sqlite3_close(db);
-	return v;
-}
-
-static void copy_file(const char *from, const char *to)
-{
-	char buf[65536];
-	int in = open(from, O_RDONLY), out;
-	ssize_t n;
-
-	ck_assert_int_ge(in, 0);
-	out = open(to, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-	ck_assert_int_ge(out, 0);
-	while ((n = read(in, buf, sizeof buf)) > 0)
-		ck_assert_int_eq(write(out, buf, (size_t)n), n);
-	ck_assert_int_eq(n, 0);
-	close(in);
-	ck_assert_int_eq(close(out), 0);
-}
-
-/* Copies the regular files of `from` into `to` (made if need be),
- * replacing what `to` held. */
-static void copy_dir(const char *from, const char *to)
-{
-	char a[600], b[600];
-	struct dirent *de;
-	DIR *d;
-
-	mkdir(to, 0700);
-	d = opendir(to);
-	ck_assert_ptr_nonnull(d);
-	while ((de = readdir(d)) != NULL) {
-		if (de->d_name[0] == '.')
-			continue;
-		snprintf(b, sizeof b, "%s/%s", to, de->d_name);
-		ck_assert_int_eq(unlink(b), 0);
-	}
-	closedir(d);
-	d = opendir(from);
-	ck_assert_ptr_nonnull(d);
-	while ((de = readdir(d)) != NULL) {
-		struct stat st;
-
-		snprintf(a, sizeof a, "%s/%s", from, de->d_name);
-		if (stat(a, &st) || !S_ISREG(st.st_mode))
-			continue;
-		snprintf(b, sizeof b, "%s/%s", to, de->d_name);
-		copy_file(a, b);
-	}
-	closedir(d);
-}
 
 static void read_all(const char *path, uint8_t **out, size_t *len)
 {
@@ -484,7 +97,7 @@ static void read_all(const char *path, uint8_t **out, size_t *len)
 /* The device key of a replica made with --no-passphrase. */
 static struct keystore_key *replica_key(const char *db)
 {
-	sqlite3 *h = db_open(db);
+	sqlite3 *h = harness_db_open(db, 1);
 	sqlite3_stmt *st = NULL;
 	struct keystore_key *k = NULL;
 
@@ -511,7 +124,7 @@ static struct keystore_key *server_secret(void)
 	size_t len;
 	struct keystore_key *k = NULL;
 
-	snprintf(path, sizeof path, "%s/server.key", srv_dir);
+	harness_fmt(path, sizeof path, "%s/server.key", srv.dir);
 	read_all(path, &sealed, &len);
 	ck_assert_int_eq(keystore_open(sealed, len, NULL, &k), BS_OK);
 	free(sealed);
@@ -810,17 +423,17 @@ static size_t xlog_end(const struct xlog *x, uint64_t *next)
 
 /* ---- auditing ---- */
 
-static struct run audit_log(const char *file)
+static struct harness_run audit_log(const char *file)
 {
-	return bs("audit", "--log", file, NULL);
+	return harness_bs("audit", "--log", file, NULL);
 }
 
 /* The audit of `file` fails (exit 4) and its report holds every needle. */
 static void expect_caught(const char *file, const char *n1, const char *n2)
 {
-	struct run r = audit_log(file);
+	struct harness_run r = audit_log(file);
 
-	expect_code(&r, 4);
+	harness_expect_code(&r, 4);
 	ck_assert_msg(strstr(r.out, "FAILED") && strstr(r.err, "the audit "
 							       "found"),
 		      "report: %s\nstderr: %s", r.out, r.err);
@@ -828,7 +441,7 @@ static void expect_caught(const char *file, const char *n1, const char *n2)
 		      n1, r.out);
 	ck_assert_msg(!n2 || strstr(r.out, n2) != NULL,
 		      "no '%s' in the report:\n%s", n2, r.out);
-	run_free(&r);
+	harness_run_free(&r);
 }
 
 /* "entry N" as the report writes it. */
@@ -857,11 +470,11 @@ static void device_pk(const char *db, uint8_t pk[SIGN_PUBLIC_BYTES])
 
 static void export(const char *path)
 {
-	struct run r =
-	    bsd("export-log", "--data", srv_dir, "--out", path, NULL);
+	struct harness_run r =
+	    harness_bsd("export-log", "--data", srv.dir, "--out", path, NULL);
 
-	expect_code(&r, 0);
-	run_free(&r);
+	harness_expect_code(&r, 0);
+	harness_run_free(&r);
 }
 
 /* Two branches and a district; a1 and a2 write b1, b writes b2, d the
@@ -870,10 +483,10 @@ static void export(const char *path)
  * D->log. */
 static void district_build(struct district *D)
 {
-	char a2hex[HEX_KEY + 1], other[65];
+	char a2hex[HARNESS_HEX_KEY + 1], other[65];
 	struct buf cs;
-	struct run r;
-	int port = srv_port;
+	struct harness_run r;
+	int port = srv.port;
 
 	device("a1", "branch", "b1", D->a1, sizeof D->a1);
 	device("a2", "branch", "b1", D->a2, sizeof D->a2);
@@ -883,18 +496,20 @@ static void district_build(struct district *D)
 	device_pk(D->a1, D->a1_pk);
 	device_pk(D->a2, D->a2_pk);
 
-	put(D->a1, D->member, "members", "name=Li Lei", "gender=male", NULL);
-	put(D->a1, other, "members", "name=Han Meimei", NULL);
+	harness_put(D->a1, D->member, "members", "name=Li Lei", "gender=male",
+		    NULL);
+	harness_put(D->a1, other, "members", "name=Han Meimei", NULL);
 	sync_code(D->a1, 0);
-	put(D->b, NULL, "members", "name=Wang Wu", NULL);
-	put(D->b, NULL, "needs", "category=job", "detail=a driver", NULL);
+	harness_put(D->b, NULL, "members", "name=Wang Wu", NULL);
+	harness_put(D->b, NULL, "needs", "category=job", "detail=a driver",
+		    NULL);
 	sync_code(D->b, 0);
-	put(D->d, NULL, "activities", "branch_id=district",
-	    "title=District meeting", NULL);
+	harness_put(D->d, NULL, "activities", "branch_id=district",
+		    "title=District meeting", NULL);
 	sync_code(D->d, 0);
 	sync_code(D->a2, 0);
-	put(D->a2, NULL, "members", "--id", D->member, "phone=13800138000",
-	    NULL);
+	harness_put(D->a2, NULL, "members", "--id", D->member,
+		    "phone=13800138000", NULL);
 	sync_code(D->a2, 0);
 
 	/* a write of b2 by a device of b1: refused by the server and logged,
@@ -905,78 +520,43 @@ static void district_build(struct district *D)
 		    " VALUES('intruder', 'b2', 'Intruder', 'active')",
 		    &cs);
 	buf_release(&cs);
-	r = bs("sync", "--db", D->a1, NULL);
-	expect_code(&r, 2);
+	r = harness_bs("sync", "--db", D->a1, NULL);
+	harness_expect_code(&r, 2);
 	ck_assert_msg(strstr(r.err, "out of scope"), "%s", r.err);
-	run_free(&r);
+	harness_run_free(&r);
 
 	/* a2 is revoked */
-	server_stop();
+	harness_server_stop(&srv);
 	sodium_bin2hex(a2hex, sizeof a2hex, D->a2_pk, SIGN_PUBLIC_BYTES);
-	r = bsd("revoke", "--data", srv_dir, a2hex, NULL);
-	expect_code(&r, 0);
-	run_free(&r);
-	server_start(port);
+	r = harness_bsd("revoke", "--data", srv.dir, a2hex, NULL);
+	harness_expect_code(&r, 0);
+	harness_run_free(&r);
+	harness_server_start(&srv, port);
 
-	put(D->a1, NULL, "members", "--id", D->member, "status=away",
-	    "away_city=Shenzhen", NULL);
+	harness_put(D->a1, NULL, "members", "--id", D->member, "status=away",
+		    "away_city=Shenzhen", NULL);
 	sync_code(D->a1, 0);
-	path_in(D->log, sizeof D->log, "log.bin");
+	harness_path(D->log, sizeof D->log, "log.bin");
 	export(D->log);
 }
 
 /* ---- fixtures ---- */
 
-static int rm_one(const char *p, const struct stat *st, int flag,
-		  struct FTW *ftw)
-{
-	(void)st;
-	(void)ftw;
-	return flag == FTW_DP ? rmdir(p) : unlink(p);
-}
-
-static void rm_tree(const char *p)
-{
-	if (p[0])
-		nftw(p, rm_one, 16, FTW_DEPTH | FTW_PHYS);
-}
-
-static void root_setup(void)
-{
-	const char *t = getenv("TMPDIR");
-
-	snprintf(root, sizeof root, "%s/bs-audit-XXXXXX", t && *t ? t : "/tmp");
-	if (!mkdtemp(root))
-		root[0] = '\0';
-}
-
-static void root_teardown(void)
-{
-	rm_tree(root);
-}
-
 static void setup(void)
 {
-	ck_assert_msg(root[0] != '\0', "no temporary directory");
+	char dir[HARNESS_PATH];
+
+	harness_tmp_setup();
 	ck_assert_int_eq(sign_init(), BS_OK);
-	snprintf(tmp, sizeof tmp, "%s/t-XXXXXX", root);
-	ck_assert_ptr_nonnull(mkdtemp(tmp));
-	unsetenv("BRANCHSYNC_DB");
-	unsetenv("BRANCHSYNC_PASSPHRASE");
-	srandom((unsigned)getpid() ^ (unsigned)time(NULL));
-	srv_pid = -1;
-	server_init();
-	server_start(0);
+	harness_path(dir, sizeof dir, "srv");
+	harness_server_init(&srv, dir);
+	harness_server_start(&srv, 0);
 }
 
+/* harness_tmp_teardown kills the server if a test left it running. */
 static void teardown(void)
 {
-	if (srv_pid > 0) {
-		kill(srv_pid, SIGKILL);
-		waitpid(srv_pid, NULL, 0);
-		srv_pid = -1;
-	}
-	rm_tree(tmp);
+	harness_tmp_teardown();
 }
 
 /* ---- an honest district passes ---- */
@@ -984,104 +564,107 @@ static void teardown(void)
 START_TEST(honest_log_passes)
 {
 	struct district D;
-	struct run r;
-	char bad[HEX_KEY + 1];
+	struct harness_run r;
+	char bad[HARNESS_HEX_KEY + 1];
 
 	district_build(&D);
 
-	r = bs("audit", "--log", D.log, NULL);
-	expect_code(&r, 0);
+	r = harness_bs("audit", "--log", D.log, NULL);
+	harness_expect_code(&r, 0);
 	ck_assert_msg(strstr(r.out, "verified: every check holds") &&
-			  strstr(r.out, srv_key) && strstr(r.out, "compare it"),
+			  strstr(r.out, srv.key) && strstr(r.out, "compare it"),
 		      "%s", r.out);
-	run_free(&r);
+	harness_run_free(&r);
 
-	r = bs("audit", "--log", D.log, "--json", NULL);
-	expect_code(&r, 0);
+	r = harness_bs("audit", "--log", D.log, "--json", NULL);
+	harness_expect_code(&r, 0);
 	ck_assert_ptr_nonnull(strstr(r.out, "\"ok\":true"));
 	ck_assert_ptr_nonnull(strstr(r.out, "\"failures\":[]"));
 	ck_assert_ptr_nonnull(strstr(r.out, "\"equal\":true"));
-	ck_assert_int_eq(json_int(r.out, "refused"), 1);
-	ck_assert_int_eq(json_int(r.out, "revocations"), 1);
-	ck_assert_int_eq(json_int(r.out, "revoked"), 1);
+	ck_assert_int_eq(harness_json_int(r.out, "refused"), 1);
+	ck_assert_int_eq(harness_json_int(r.out, "revocations"), 1);
+	ck_assert_int_eq(harness_json_int(r.out, "revoked"), 1);
 	/* the server, a1, a2, b, d, au */
-	ck_assert_int_eq(json_int(r.out, "devices"), 6);
-	ck_assert_int_eq(json_int(r.out, "members"), 3);
-	ck_assert_int_eq(json_int(r.out, "size"), json_int(r.out, "entries"));
-	run_free(&r);
+	ck_assert_int_eq(harness_json_int(r.out, "devices"), 6);
+	ck_assert_int_eq(harness_json_int(r.out, "members"), 3);
+	ck_assert_int_eq(harness_json_int(r.out, "size"),
+			 harness_json_int(r.out, "entries"));
+	harness_run_free(&r);
 
 	/* the key the district office published, or another */
-	r = bs("audit", "--log", D.log, "--server-key", srv_key, NULL);
-	expect_code(&r, 0);
-	run_free(&r);
-	memset(bad, 'a', HEX_KEY);
-	bad[HEX_KEY] = '\0';
-	r = bs("audit", "--log", D.log, "--server-key", bad, NULL);
-	expect_code(&r, 4);
-	ck_assert_msg(strstr(r.err, srv_key) != NULL, "%s", r.err);
-	run_free(&r);
+	r = harness_bs("audit", "--log", D.log, "--server-key", srv.key, NULL);
+	harness_expect_code(&r, 0);
+	harness_run_free(&r);
+	memset(bad, 'a', HARNESS_HEX_KEY);
+	bad[HARNESS_HEX_KEY] = '\0';
+	r = harness_bs("audit", "--log", D.log, "--server-key", bad, NULL);
+	harness_expect_code(&r, 4);
+	ck_assert_msg(strstr(r.err, srv.key) != NULL, "%s", r.err);
+	harness_run_free(&r);
 
 	/* from the server, by the auditor; the second audit extends the
 	 * checkpoint the first stored */
-	r = bs("audit", "--db", D.au, NULL);
-	expect_code(&r, 0);
+	r = harness_bs("audit", "--db", D.au, NULL);
+	harness_expect_code(&r, 0);
 	ck_assert_msg(strstr(r.out, "verified: every check holds"), "%s",
 		      r.out);
-	run_free(&r);
-	put(D.b, NULL, "members", "name=Zhao Liu", NULL);
+	harness_run_free(&r);
+	harness_put(D.b, NULL, "members", "name=Zhao Liu", NULL);
 	sync_code(D.b, 0);
-	r = bs("audit", "--db", D.au, "--json", NULL);
-	expect_code(&r, 0);
+	r = harness_bs("audit", "--db", D.au, "--json", NULL);
+	harness_expect_code(&r, 0);
 	ck_assert_ptr_nonnull(strstr(r.out, "\"extended\":true"));
 	ck_assert_ptr_nonnull(strstr(r.out, "\"checkpoint_stored\":true"));
-	ck_assert_int_eq(json_int(r.out, "members"), 4);
-	run_free(&r);
+	ck_assert_int_eq(harness_json_int(r.out, "members"), 4);
+	harness_run_free(&r);
 
 	/* only an auditor's replica may audit from the server */
-	r = bs("audit", "--db", D.a1, NULL);
-	expect_code(&r, 2);
+	r = harness_bs("audit", "--db", D.a1, NULL);
+	harness_expect_code(&r, 2);
 	ck_assert_ptr_nonnull(strstr(r.err, "auditor"));
-	run_free(&r);
+	harness_run_free(&r);
 
 	/* usage and unreadable files */
-	r = bs("audit", "--log", D.log, "--db", D.au, NULL);
-	expect_code(&r, 1);
-	run_free(&r);
-	r = bs("audit", "--log", D.log, "--record", "members", NULL);
-	expect_code(&r, 1);
-	run_free(&r);
-	r = bs("audit", "--log", D.log, "--record", "nosuch", "x", NULL);
-	expect_code(&r, 1);
-	run_free(&r);
-	r = bs("audit", "--log", D.a1, NULL);
-	expect_code(&r, 2);
-	run_free(&r);
+	r = harness_bs("audit", "--log", D.log, "--db", D.au, NULL);
+	harness_expect_code(&r, 1);
+	harness_run_free(&r);
+	r = harness_bs("audit", "--log", D.log, "--record", "members", NULL);
+	harness_expect_code(&r, 1);
+	harness_run_free(&r);
+	r = harness_bs("audit", "--log", D.log, "--record", "nosuch", "x",
+		       NULL);
+	harness_expect_code(&r, 1);
+	harness_run_free(&r);
+	r = harness_bs("audit", "--log", D.a1, NULL);
+	harness_expect_code(&r, 2);
+	harness_run_free(&r);
 	{
 		char missing[450];
 
-		path_in(missing, sizeof missing, "missing.bin");
-		r = bs("audit", "--log", missing, NULL);
-		expect_code(&r, 2);
-		run_free(&r);
+		harness_path(missing, sizeof missing, "missing.bin");
+		r = harness_bs("audit", "--log", missing, NULL);
+		harness_expect_code(&r, 2);
+		harness_run_free(&r);
 	}
 
 	/* the server down: unreachable */
-	server_stop();
-	r = bs("audit", "--db", D.au, NULL);
-	expect_code(&r, 3);
-	run_free(&r);
+	harness_server_stop(&srv);
+	r = harness_bs("audit", "--db", D.au, NULL);
+	harness_expect_code(&r, 3);
+	harness_run_free(&r);
 }
 END_TEST
 
 START_TEST(record_history)
 {
 	struct district D;
-	struct run r;
+	struct harness_run r;
 	const char *p;
 
 	district_build(&D);
-	r = bs("audit", "--log", D.log, "--record", "members", D.member, NULL);
-	expect_code(&r, 0);
+	r = harness_bs("audit", "--log", D.log, "--record", "members", D.member,
+		       NULL);
+	harness_expect_code(&r, 0);
 	p = strstr(r.out, "history of members");
 	ck_assert_msg(p != NULL, "%s", r.out);
 	ck_assert_ptr_nonnull(strstr(p, "(3 change sets)"));
@@ -1095,25 +678,25 @@ START_TEST(record_history)
 	ck_assert_ptr_nonnull(p);
 	ck_assert_ptr_nonnull(strstr(p, "status: away"));
 	ck_assert_ptr_nonnull(strstr(p, "phone: 13800138000"));
-	run_free(&r);
+	harness_run_free(&r);
 
-	r = bs("audit", "--log", D.log, "--json", "--record", "members",
-	       D.member, NULL);
-	expect_code(&r, 0);
+	r = harness_bs("audit", "--log", D.log, "--json", "--record", "members",
+		       D.member, NULL);
+	harness_expect_code(&r, 0);
 	p = strstr(r.out, "\"history\":[");
 	ck_assert_ptr_nonnull(p);
 	ck_assert_ptr_nonnull(strstr(p, "\"op\":\"insert\""));
 	ck_assert_ptr_nonnull(strstr(p, "\"op\":\"update\""));
 	ck_assert_ptr_nonnull(strstr(p, "\"phone\":\"13800138000\""));
 	ck_assert_ptr_nonnull(strstr(p, "\"now\":{\"branch_id\":\"b1\""));
-	run_free(&r);
+	harness_run_free(&r);
 
 	/* a record nobody wrote */
-	r = bs("audit", "--log", D.log, "--record", "members", "nosuchid",
-	       NULL);
-	expect_code(&r, 0);
+	r = harness_bs("audit", "--log", D.log, "--record", "members",
+		       "nosuchid", NULL);
+	harness_expect_code(&r, 0);
 	ck_assert_ptr_nonnull(strstr(r.out, "no change set wrote it"));
-	run_free(&r);
+	harness_run_free(&r);
 }
 END_TEST
 
@@ -1124,7 +707,7 @@ static void flipped(const struct xlog *x, size_t pos, size_t off,
 		    const char *name, char *out, size_t n)
 {
 	ck_assert_uint_lt(off, x->f[pos].len);
-	path_in(out, n, name);
+	harness_path(out, n, name);
 	x->f[pos].p[off] ^= 0x20;
 	xlog_write(x, out);
 	x->f[pos].p[off] ^= 0x20;
@@ -1207,13 +790,13 @@ START_TEST(flipped_bytes_caught)
 	expect_caught(file, "entry 0", "does not start with the server's");
 
 	/* the file, untouched, still passes */
-	path_in(file, sizeof file, "same.bin");
+	harness_path(file, sizeof file, "same.bin");
 	xlog_write(&x, file);
 	{
-		struct run r = audit_log(file);
+		struct harness_run r = audit_log(file);
 
-		expect_code(&r, 0);
-		run_free(&r);
+		harness_expect_code(&r, 0);
+		harness_run_free(&r);
 	}
 	xlog_free(&x);
 }
@@ -1235,7 +818,7 @@ START_TEST(missing_swapped_and_foreign_entries_caught)
 	pos = xlog_find(&x, LOGENTRY_CHANGESET, LOGENTRY_ACCEPTED, D.a1_pk, 1);
 	index = xlog_index(&x, pos);
 	xlog_remove(&x, pos);
-	path_in(file, sizeof file, "deleted.bin");
+	harness_path(file, sizeof file, "deleted.bin");
 	xlog_write(&x, file);
 	expect_caught(file, entry_name(index, at, sizeof at),
 		      "this entry is missing");
@@ -1251,15 +834,15 @@ START_TEST(missing_swapped_and_foreign_entries_caught)
 		x.f[pos + 1] = t;
 	}
 	index = xlog_index(&x, pos + 1);
-	path_in(file, sizeof file, "swapped.bin");
+	harness_path(file, sizeof file, "swapped.bin");
 	xlog_write(&x, file);
 	expect_caught(file, entry_name(index, at, sizeof at), "out of order");
 	xlog_free(&x);
 
 	/* an entry signed by a key the log never enrolled, added at the end
 	 * with the checkpoint left as it was */
-	snprintf(stray, sizeof stray, "%s/stray.db", tmp);
-	device_init(stray);
+	harness_path(stray, sizeof stray, "stray.db");
+	harness_device_init(stray, NULL);
 	buf_init(&cs, CHANGESET_MAX_ENCODED);
 	buf_init(&fr, LOGENTRY_MAX + 16);
 	rogue_write(stray,
@@ -1271,7 +854,7 @@ START_TEST(missing_swapped_and_foreign_entries_caught)
 	entry_frame(next, LOGENTRY_CHANGESET, LOGENTRY_ACCEPTED, NULL, cs.data,
 		    cs.len, &fr);
 	xlog_add(&x, end, FRAME_ENTRY, fr.data, fr.len);
-	path_in(file, sizeof file, "foreign.bin");
+	harness_path(file, sizeof file, "foreign.bin");
 	xlog_write(&x, file);
 	expect_caught(file, entry_name(next, at, sizeof at), "never enrolled");
 	expect_caught(file, "beyond the signed checkpoint", NULL);
@@ -1284,7 +867,7 @@ START_TEST(missing_swapped_and_foreign_entries_caught)
 	entry_frame(index, LOGENTRY_CHANGESET, LOGENTRY_ACCEPTED, NULL, cs.data,
 		    cs.len, &fr);
 	xlog_set(&x, pos, fr.data, fr.len);
-	path_in(file, sizeof file, "replaced.bin");
+	harness_path(file, sizeof file, "replaced.bin");
 	xlog_write(&x, file);
 	expect_caught(file, entry_name(index, at, sizeof at), "never enrolled");
 	xlog_free(&x);
@@ -1320,7 +903,7 @@ START_TEST(enrollment_by_another_key_caught)
 	entry_frame(index, LOGENTRY_ENROLLMENT, LOGENTRY_ACCEPTED, NULL, b.data,
 		    b.len, &fr);
 	xlog_set(&x, pos, fr.data, fr.len);
-	path_in(file, sizeof file, "enroll-other.bin");
+	harness_path(file, sizeof file, "enroll-other.bin");
 	xlog_write(&x, file);
 	/* the enrollment, then a1's change sets, which then have no
 	 * enrolled author */
@@ -1340,26 +923,26 @@ END_TEST
 static void server_sql(const char *dbp, const char *sql)
 {
 	const char *argv[] = {"sqlite3", dbp, sql, NULL};
-	struct run r = run_argv("/usr/bin/sqlite3", argv);
+	struct harness_run r = harness_run_argv("/usr/bin/sqlite3", argv);
 
 	if (r.code == 127) {
 		/* no sqlite3 tool here: the same through the library */
-		sqlite3 *h = db_open(dbp);
+		sqlite3 *h = harness_db_open(dbp, 1);
 
 		ck_assert_int_eq(sqlite3_exec(h, sql, NULL, NULL, NULL),
 				 SQLITE_OK);
 		sqlite3_close(h);
 	} else {
-		expect_code(&r, 0);
+		harness_expect_code(&r, 0);
 	}
-	run_free(&r);
+	harness_run_free(&r);
 }
 
 /* The branch_id of a members row of the server's database. */
 static void member_branch(const char *dbp, const char *id, char *out,
 			  size_t n)
 {
-	sqlite3 *h = db_open(dbp);
+	sqlite3 *h = harness_db_open(dbp, 1);
 	sqlite3_stmt *st = NULL;
 
 	ck_assert_int_eq(sqlite3_prepare_v2(h, "SELECT branch_id FROM members"
@@ -1376,20 +959,21 @@ START_TEST(changed_record_caught)
 {
 	struct district D;
 	char sql[300], dbp[450], file[450], want[300], branch[80];
-	struct run r;
-	int port = srv_port;
+	struct harness_run r;
+	int port = srv.port;
 
 	district_build(&D);
-	server_stop();
-	snprintf(dbp, sizeof dbp, "%s/server.db", srv_dir);
+	harness_server_stop(&srv);
+	harness_fmt(dbp, sizeof dbp, "%s/server.db", srv.dir);
 	member_branch(dbp, D.member, branch, sizeof branch);
 	snprintf(sql, sizeof sql, "UPDATE members SET name='x' WHERE id='%s';",
 		 D.member);
 	server_sql(dbp, sql);
-	ck_assert_int_eq(db_int(dbp, "SELECT count(*) FROM members WHERE"
-				     " name='x'"),
+	ck_assert_int_eq(harness_db_int(dbp,
+					"SELECT count(*) FROM members WHERE"
+					" name='x'"),
 			 1);
-	path_in(file, sizeof file, "changed.bin");
+	harness_path(file, sizeof file, "changed.bin");
 	export(file);
 	/* the digest fails, and the row hashes name the one row changed */
 	snprintf(want, sizeof want, "table members row %s (branch %s): "
@@ -1397,10 +981,10 @@ START_TEST(changed_record_caught)
 	expect_caught(file, "not what its log yields", want);
 
 	/* from the server too, and the log itself is fine */
-	server_start(port);
-	r = bs("audit", "--db", D.au, "--json", NULL);
-	expect_code(&r, 4);
-	ck_assert_int_eq(json_int(r.out, "failures_total"), 2);
+	harness_server_start(&srv, port);
+	r = harness_bs("audit", "--db", D.au, "--json", NULL);
+	harness_expect_code(&r, 4);
+	ck_assert_int_eq(harness_json_int(r.out, "failures_total"), 2);
 	ck_assert_ptr_nonnull(strstr(r.out, "\"verified\":true"));
 	ck_assert_ptr_nonnull(strstr(r.out, "not what its log yields"));
 	ck_assert_msg(strstr(r.out, want) != NULL, "no '%s' in %s", want,
@@ -1409,7 +993,7 @@ START_TEST(changed_record_caught)
 		 "\"branch\":\"%s\"", D.member, branch);
 	ck_assert_msg(strstr(r.out, want) != NULL, "no '%s' in %s", want,
 		      r.out);
-	run_free(&r);
+	harness_run_free(&r);
 }
 END_TEST
 
@@ -1420,12 +1004,12 @@ START_TEST(deleted_record_caught)
 	struct district D;
 	char dbp[450], file[450], sql[300], gone[300], extra[300],
 	    branch[80];
-	struct run r;
-	int port = srv_port;
+	struct harness_run r;
+	int port = srv.port;
 
 	district_build(&D);
-	server_stop();
-	snprintf(dbp, sizeof dbp, "%s/server.db", srv_dir);
+	harness_server_stop(&srv);
+	harness_fmt(dbp, sizeof dbp, "%s/server.db", srv.dir);
 	member_branch(dbp, D.member, branch, sizeof branch);
 	snprintf(sql, sizeof sql,
 		 "DELETE FROM members WHERE id='%s';"
@@ -1433,10 +1017,11 @@ START_TEST(deleted_record_caught)
 		 " VALUES('ghost1', '%s', 'Ghost', 'active');",
 		 D.member, branch);
 	server_sql(dbp, sql);
-	ck_assert_int_eq(db_int(dbp, "SELECT count(*) FROM members WHERE"
-				     " id='ghost1'"),
+	ck_assert_int_eq(harness_db_int(dbp,
+					"SELECT count(*) FROM members WHERE"
+					" id='ghost1'"),
 			 1);
-	path_in(file, sizeof file, "deleted.bin");
+	harness_path(file, sizeof file, "deleted.bin");
 	export(file);
 	snprintf(gone, sizeof gone, "table members row %s (branch %s): "
 		 "produced by the log but missing from the server's records",
@@ -1447,15 +1032,15 @@ START_TEST(deleted_record_caught)
 	expect_caught(file, gone, extra);
 	r = audit_log(file);
 	ck_assert_ptr_null(strstr(r.out, "differs from what the log"));
-	run_free(&r);
+	harness_run_free(&r);
 
-	server_start(port);
-	r = bs("audit", "--db", D.au, "--json", NULL);
-	expect_code(&r, 4);
-	ck_assert_int_eq(json_int(r.out, "failures_total"), 3);
+	harness_server_start(&srv, port);
+	r = harness_bs("audit", "--db", D.au, "--json", NULL);
+	harness_expect_code(&r, 4);
+	ck_assert_int_eq(harness_json_int(r.out, "failures_total"), 3);
 	ck_assert_msg(strstr(r.out, gone) && strstr(r.out, extra),
 		      "report: %s", r.out);
-	run_free(&r);
+	harness_run_free(&r);
 }
 END_TEST
 
@@ -1473,7 +1058,7 @@ START_TEST(revoked_write_resigned_caught)
 	size_t end, got;
 	uint64_t next;
 	const char *p;
-	struct run r;
+	struct harness_run r;
 
 	district_build(&D);
 	/* a2 writes after its revocation; the server takes it */
@@ -1490,12 +1075,12 @@ START_TEST(revoked_write_resigned_caught)
 		    cs.len, &fr);
 	xlog_add(&x, end, FRAME_ENTRY, fr.data, fr.len);
 	xlog_resign_checkpoint(&x, sk->sk);
-	path_in(file, sizeof file, "revoked.bin");
+	harness_path(file, sizeof file, "revoked.bin");
 	xlog_write(&x, file);
 
 	/* its digest then is that of the replay, re-signed too */
-	r = bs("audit", "--log", file, "--json", NULL);
-	expect_code(&r, 4);
+	r = harness_bs("audit", "--log", file, "--json", NULL);
+	harness_expect_code(&r, 4);
 	p = strstr(r.out, "\"replayed\":\"");
 	ck_assert_ptr_nonnull(p);
 	memcpy(hex, p + 12, 2 * HASH_BYTES);
@@ -1503,17 +1088,17 @@ START_TEST(revoked_write_resigned_caught)
 	ck_assert_int_eq(sodium_hex2bin(digest, sizeof digest, hex,
 					2 * HASH_BYTES, NULL, &got, NULL),
 			 0);
-	run_free(&r);
+	harness_run_free(&r);
 	xlog_resign_digest(&x, sk->sk, next + 1, digest);
 	xlog_write(&x, file);
 
-	r = bs("audit", "--log", file, "--json", NULL);
-	expect_code(&r, 4);
-	ck_assert_int_eq(json_int(r.out, "failures_total"), 1);
+	r = harness_bs("audit", "--log", file, "--json", NULL);
+	harness_expect_code(&r, 4);
+	ck_assert_int_eq(harness_json_int(r.out, "failures_total"), 1);
 	ck_assert_ptr_nonnull(strstr(r.out, "\"verified\":true"));
 	ck_assert_ptr_nonnull(strstr(r.out, "\"equal\":true"));
 	ck_assert_ptr_nonnull(strstr(r.out, "revoked before it"));
-	run_free(&r);
+	harness_run_free(&r);
 	expect_caught(file, entry_name(next, at, sizeof at),
 		      "revoked before it");
 
@@ -1533,7 +1118,7 @@ START_TEST(revoked_write_resigned_caught)
 			    &fr);
 		xlog_set(&x, pos, fr.data, fr.len);
 		xlog_resign_checkpoint(&x, sk->sk);
-		path_in(file, sizeof file, "refused.bin");
+		harness_path(file, sizeof file, "refused.bin");
 		xlog_write(&x, file);
 		expect_caught(file, entry_name(index, at, sizeof at),
 			      "although its author may write");
@@ -1551,65 +1136,67 @@ START_TEST(forked_log_caught)
 {
 	struct district D;
 	char backup[450], c[400];
-	struct run r;
-	int port = srv_port, k;
+	struct harness_run r;
+	int port = srv.port, k;
 
 	district_build(&D);
 	/* a copy of the server as it is now */
-	server_stop();
-	snprintf(backup, sizeof backup, "%s/backup", tmp);
-	copy_dir(srv_dir, backup);
-	server_start(port);
+	harness_server_stop(&srv);
+	harness_path(backup, sizeof backup, "backup");
+	harness_copy_dir(srv.dir, backup);
+	harness_server_start(&srv, port);
 
 	/* the auditor sees the log grow */
-	put(D.b, NULL, "members", "name=Zhao Liu", NULL);
-	put(D.b, NULL, "members", "name=Qian Qi", NULL);
+	harness_put(D.b, NULL, "members", "name=Zhao Liu", NULL);
+	harness_put(D.b, NULL, "members", "name=Qian Qi", NULL);
 	sync_code(D.b, 0);
-	r = bs("audit", "--db", D.au, NULL);
-	expect_code(&r, 0);
-	run_free(&r);
+	r = harness_bs("audit", "--db", D.au, NULL);
+	harness_expect_code(&r, 0);
+	harness_run_free(&r);
 
 	/* the server goes back to its copy: a shorter log */
-	server_stop();
-	copy_dir(backup, srv_dir);
-	server_start(port);
-	r = bs("audit", "--db", D.au, NULL);
-	expect_code(&r, 4);
+	harness_server_stop(&srv);
+	harness_copy_dir(backup, srv.dir);
+	harness_server_start(&srv, port);
+	r = harness_bs("audit", "--db", D.au, NULL);
+	harness_expect_code(&r, 4);
 	ck_assert_msg(strstr(r.out, "forked") && strstr(r.out, "shrank"), "%s",
 		      r.out);
-	run_free(&r);
-	ck_assert_int_eq(db_int(D.au, "SELECT count(*) FROM bs_evidence WHERE"
-				      " kind='fork'"),
+	harness_run_free(&r);
+	ck_assert_int_eq(harness_db_int(D.au,
+					"SELECT count(*) FROM bs_evidence WHERE"
+					" kind='fork'"),
 			 1);
 
 	/* and writes another history, longer than what the auditor saw */
 	device("c", "branch", "b2", c, sizeof c);
 	for (k = 0; k < 4; k++)
-		put(c, NULL, "members", "name=Other history", NULL);
+		harness_put(c, NULL, "members", "name=Other history", NULL);
 	sync_code(c, 0);
-	r = bs("audit", "--db", D.au, NULL);
-	expect_code(&r, 4);
+	r = harness_bs("audit", "--db", D.au, NULL);
+	harness_expect_code(&r, 4);
 	ck_assert_msg(strstr(r.out, "forked") &&
 			  strstr(r.out, "consistency proof fails"),
 		      "%s", r.out);
 	ck_assert_ptr_nonnull(strstr(r.err, "forked"));
-	run_free(&r);
-	ck_assert_int_eq(db_int(D.au, "SELECT count(*) FROM bs_evidence WHERE"
-				      " kind='fork'"),
+	harness_run_free(&r);
+	ck_assert_int_eq(harness_db_int(D.au,
+					"SELECT count(*) FROM bs_evidence WHERE"
+					" kind='fork'"),
 			 2);
 	/* the auditor keeps the checkpoint it verified: still caught */
-	r = bs("audit", "--db", D.au, NULL);
-	expect_code(&r, 4);
-	run_free(&r);
+	r = harness_bs("audit", "--db", D.au, NULL);
+	harness_expect_code(&r, 4);
+	harness_run_free(&r);
 	/* while the exported log on its own is consistent */
 	{
 		char file[450];
 
-		path_in(file, sizeof file, "other.bin");
+		harness_path(file, sizeof file, "other.bin");
 		export(file);
 		r = audit_log(file);
-		expect_code(&r, 0);
-		run_free(&r);
+		harness_expect_code(&r, 0);
+		harness_run_free(&r);
 	}
 }
 END_TEST
@@ -1697,15 +1284,16 @@ static void synthetic_log(const char *path, int n, uint64_t bad)
 	struct synth y;
 	struct buf b;
 	struct err e;
-	char dbp[450];
+	char dbp[HARNESS_PATH], name[64];
 	int i;
 	FILE *f;
 
 	err_init(&e);
 	crypto_sign_keypair(spk, ssk);
-	snprintf(dbp, sizeof dbp, "%s/synthetic-%llu.db", tmp,
-		 (unsigned long long)bad);
-	device_init(dbp);
+	harness_fmt(name, sizeof name, "synthetic-%llu.db",
+		    (unsigned long long)bad);
+	harness_path(dbp, sizeof dbp, name);
+	harness_device_init(dbp, NULL);
 	dk = replica_key(dbp);
 	ck_assert_int_eq(replica_open(dbp, REPLICA_OPEN, &dev, &e), 0);
 	/* a scratch replica: no fsync per change set */
@@ -1765,36 +1353,36 @@ static void synthetic_log(const char *path, int n, uint64_t bad)
 START_TEST(many_changesets)
 {
 	char file[450];
-	struct run r;
+	struct harness_run r;
 	double t0;
 	const int n = 5000;
 
-	path_in(file, sizeof file, "many.bin");
+	harness_path(file, sizeof file, "many.bin");
 	synthetic_log(file, n, 0);
-	t0 = now_s();
-	r = bs("audit", "--log", file, "--json", NULL);
-	expect_code(&r, 0);
+	t0 = harness_now();
+	r = harness_bs("audit", "--log", file, "--json", NULL);
+	harness_expect_code(&r, 0);
 	fprintf(stderr, "audit of %d change sets: %.0f per second\n", n,
-		n / (now_s() - t0));
-	ck_assert_int_eq(json_int(r.out, "changesets"), n);
-	ck_assert_int_eq(json_int(r.out, "members"), n);
-	run_free(&r);
+		n / (harness_now() - t0));
+	ck_assert_int_eq(harness_json_int(r.out, "changesets"), n);
+	ck_assert_int_eq(harness_json_int(r.out, "members"), n);
+	harness_run_free(&r);
 	/* the same with one thread */
-	r = bs("audit", "--log", file, "--threads", "1", NULL);
-	expect_code(&r, 0);
-	run_free(&r);
+	r = harness_bs("audit", "--log", file, "--threads", "1", NULL);
+	harness_expect_code(&r, 0);
+	harness_run_free(&r);
 
 	/* a bad signature deep in the second batch: named, and the rest
 	 * still verified */
 	synthetic_log(file, n, 3001);
-	r = bs("audit", "--log", file, "--json", NULL);
-	expect_code(&r, 4);
+	r = harness_bs("audit", "--log", file, "--json", NULL);
+	harness_expect_code(&r, 4);
 	ck_assert_ptr_nonnull(strstr(r.out, "{\"index\":3001,"));
 	ck_assert_ptr_nonnull(strstr(r.out, "signature does not verify"));
 	/* its set was not replayed, so its chain successor breaks the chain
 	 * and the digest differs */
-	ck_assert_int_eq(json_int(r.out, "members"), n - 1);
-	run_free(&r);
+	ck_assert_int_eq(harness_json_int(r.out, "members"), n - 1);
+	harness_run_free(&r);
 }
 END_TEST
 
@@ -1803,7 +1391,8 @@ static Suite *audit_suite(void)
 	Suite *s = suite_create("audit");
 	TCase *tc = tcase_create("audit");
 
-	tcase_add_unchecked_fixture(tc, root_setup, root_teardown);
+	tcase_add_unchecked_fixture(tc, harness_root_setup,
+				    harness_root_teardown);
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_set_timeout(tc, 300);
 	tcase_add_test(tc, honest_log_passes);

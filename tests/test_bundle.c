@@ -11,491 +11,120 @@
  * exactly as it was; a second import changes nothing; a device bundle must
  * chain to what the replica holds; a relay the server refuses does not
  * block the district device's own pushes. */
-#define _GNU_SOURCE /* nftw's FTW_DEPTH, FTW_PHYS */
 #include <check.h>
-#include <errno.h>
-#include <fcntl.h>
-#include <ftw.h>
-#include <poll.h>
-#include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <sodium.h>
-#include <sqlite3.h>
 
 #include "buf.h"
-#include "digest.h"
 #include "enrollment.h"
-#include "err.h"
 #include "frame.h"
-#include "schema.h"
+#include "harness.h"
 #include "sign.h"
 #include "wire.h"
 
-#define MAX_ARGS   32
-#define HEX_KEY	   64
 #define MAX_FRAMES 64
 
-/* What one run of a binary produced. */
-struct run {
-	int code;	 /* exit code, or 128 + signal */
-	char *out, *err; /* NUL-terminated, malloc'd */
-	size_t outlen, errlen;
-};
-
-static char root[256]; /* made by the parent, removed by it */
-static char tmp[320];  /* this test's directory */
-static char srv_dir[400];
-static char srv_key[HEX_KEY + 1];
-static pid_t srv_pid = -1;
-static int srv_port;
-
-/* ---- processes ---- */
-
-static void run_free(struct run *r)
-{
-	free(r->out);
-	free(r->err);
-	memset(r, 0, sizeof *r);
-}
-
-static void append(char **buf, size_t *len, const char *p, size_t n)
-{
-	*buf = realloc(*buf, *len + n + 1);
-	ck_assert_ptr_nonnull(*buf);
-	memcpy(*buf + *len, p, n);
-	*len += n;
-	(*buf)[*len] = '\0';
-}
-
-/* Runs bin with argv, collecting stdout and stderr; no stdin, no
- * controlling terminal (so nothing waits for a passphrase). */
-static struct run run_argv(const char *bin, const char *const *argv)
-{
-	int outp[2], errp[2], status = 0;
-	struct run r;
-	pid_t pid;
-
-	memset(&r, 0, sizeof r);
-	append(&r.out, &r.outlen, "", 0);
-	append(&r.err, &r.errlen, "", 0);
-	ck_assert_int_eq(pipe(outp), 0);
-	ck_assert_int_eq(pipe(errp), 0);
-	pid = fork();
-	ck_assert_int_ge(pid, 0);
-	if (pid == 0) {
-		int devnull = open("/dev/null", O_RDONLY);
-
-		setsid();
-		dup2(devnull, 0);
-		dup2(outp[1], 1);
-		dup2(errp[1], 2);
-		close(outp[0]);
-		close(errp[0]);
-		execv(bin, (char *const *)argv);
-		_exit(127);
-	}
-	close(outp[1]);
-	close(errp[1]);
-	while (outp[0] >= 0 || errp[0] >= 0) {
-		struct pollfd fds[2] = {
-		    {outp[0], POLLIN, 0},
-		    {errp[0], POLLIN, 0},
-		};
-		char buf[65536];
-		int i;
-
-		if (poll(fds, 2, -1) < 0) {
-			ck_assert_int_eq(errno, EINTR);
-			continue;
-		}
-		for (i = 0; i < 2; i++) {
-			int *fd = i ? &errp[0] : &outp[0];
-			ssize_t n;
-
-			if (*fd < 0 || !fds[i].revents)
-				continue;
-			n = read(*fd, buf, sizeof buf);
-			if (n <= 0) {
-				close(*fd);
-				*fd = -1;
-			} else if (i == 0) {
-				append(&r.out, &r.outlen, buf, (size_t)n);
-			} else {
-				append(&r.err, &r.errlen, buf, (size_t)n);
-			}
-		}
-	}
-	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
-	r.code =
-	    WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-	return r;
-}
-
-static struct run run_va(const char *envname, const char *name,
-			 const char *first, va_list ap)
-{
-	const char *bin = getenv(envname), *argv[MAX_ARGS + 2];
-	size_t n = 0;
-
-	ck_assert_msg(bin != NULL, "%s is not set", envname);
-	argv[n++] = name;
-	argv[n++] = first;
-	while (n < MAX_ARGS && (argv[n] = va_arg(ap, const char *)) != NULL)
-		n++;
-	argv[n] = NULL;
-	return run_argv(bin, argv);
-}
-
-static struct run bs(const char *first, ...)
-{
-	struct run r;
-	va_list ap;
-
-	va_start(ap, first);
-	r = run_va("BRANCHSYNC_BIN", "branchsync", first, ap);
-	va_end(ap);
-	return r;
-}
-
-static struct run bsd(const char *first, ...)
-{
-	struct run r;
-	va_list ap;
-
-	va_start(ap, first);
-	r = run_va("BRANCHSYNCD_BIN", "branchsyncd", first, ap);
-	va_end(ap);
-	return r;
-}
-
-static void expect_code(const struct run *r, int code)
-{
-	ck_assert_msg(r->code == code, "exit %d, wanted %d; stderr: %s",
-		      r->code, code, r->err);
-}
-
-static void first_line(const struct run *r, char *out, size_t n)
-{
-	size_t len = strcspn(r->out, "\n");
-
-	ck_assert_uint_lt(len, n);
-	memcpy(out, r->out, len);
-	out[len] = '\0';
-}
-
-/* The value of "key": in a one-line JSON object (numbers only). */
-static long long json_int(const char *json, const char *key)
-{
-	char pat[64];
-	const char *p;
-
-	snprintf(pat, sizeof pat, "\"%s\":", key);
-	p = strstr(json, pat);
-	ck_assert_msg(p != NULL, "no %s in %s", key, json);
-	return strtoll(p + strlen(pat), NULL, 10);
-}
-
-/* ---- the server ---- */
-
-static void path_in(char *out, size_t n, const char *name)
-{
-	snprintf(out, n, "%s/%s", tmp, name);
-}
-
-/* A district server in `dir` with branches b1 and b2; its key into key. */
-static void server_init_at(const char *dir, char key[HEX_KEY + 1])
-{
-	struct run r;
-
-	r = bsd("init", "--data", dir, "--district", "Test", "--no-passphrase",
-		NULL);
-	expect_code(&r, 0);
-	first_line(&r, key, HEX_KEY + 1);
-	ck_assert_uint_eq(strlen(key), HEX_KEY);
-	run_free(&r);
-	r = bsd("branch", "add", "--data", dir, "--id", "b1", "--name",
-		"Village 1", "--kind", "village", NULL);
-	expect_code(&r, 0);
-	run_free(&r);
-	r = bsd("branch", "add", "--data", dir, "--id", "b2", "--name",
-		"Village 2", "--kind", "village", NULL);
-	expect_code(&r, 0);
-	run_free(&r);
-}
-
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-/* Serves on `port` (0: a random one in 20000-32000, below the kernel's
- * ephemeral range, as test_sync.c does) and waits for the port file. */
-static void server_start(int port)
-{
-	char pf[400], listen[64], logf[400];
-	int tries;
-
-	path_in(pf, sizeof pf, "port");
-	path_in(logf, sizeof logf, "server.log");
-	for (tries = 0; tries < 50; tries++) {
-		const char *bin = getenv("BRANCHSYNCD_BIN");
-		int p = port ? port : 20000 + (int)(random() % 12000);
-		double t0 = now_s();
-		FILE *f;
-		int status;
-
-		snprintf(listen, sizeof listen, "127.0.0.1:%d", p);
-		unlink(pf);
-		srv_pid = fork();
-		ck_assert_int_ge(srv_pid, 0);
-		if (srv_pid == 0) {
-			int fd =
-			    open(logf, O_WRONLY | O_CREAT | O_APPEND, 0600);
-
-			prctl(PR_SET_PDEATHSIG, SIGKILL);
-			dup2(fd, 1);
-			dup2(fd, 2);
-			execl(bin, "branchsyncd", "serve", "--data", srv_dir,
-			      "--listen", listen, "--port-file", pf, "--quiet",
-			      (char *)NULL);
-			_exit(127);
-		}
-		while (now_s() - t0 < 10) {
-			if ((f = fopen(pf, "r")) != NULL) {
-				int ok = fscanf(f, "%d", &srv_port) == 1;
-
-				fclose(f);
-				if (ok && srv_port > 0)
-					return;
-			}
-			if (waitpid(srv_pid, &status, WNOHANG) == srv_pid)
-				break;
-			usleep(20000);
-		}
-		kill(srv_pid, SIGKILL);
-		waitpid(srv_pid, &status, 0);
-		srv_pid = -1;
-		usleep(200000);
-	}
-	ck_abort_msg("branchsyncd did not start (see %s)", logf);
-}
-
-static void server_stop(void)
-{
-	int status = 0;
-
-	ck_assert_int_gt(srv_pid, 0);
-	ck_assert_int_eq(kill(srv_pid, SIGTERM), 0);
-	ck_assert_int_eq(waitpid(srv_pid, &status, 0), srv_pid);
-	srv_pid = -1;
-	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
-		      "branchsyncd ended with status %d", status);
-}
-
-static void token(const char *role, const char *branch, char out[HEX_KEY + 1])
-{
-	struct run r =
-	    branch ? bsd("token", "--data", srv_dir, "--role", role, "--branch",
-			 branch, NULL)
-		   : bsd("token", "--data", srv_dir, "--role", role, NULL);
-
-	expect_code(&r, 0);
-	first_line(&r, out, HEX_KEY + 1);
-	run_free(&r);
-}
+static struct harness_server srv; /* made and started by setup() */
 
 /* ---- devices ---- */
-
-static void device_init(const char *db)
-{
-	struct run r = bs("init", "--db", db, "--no-passphrase", NULL);
-
-	expect_code(&r, 0);
-	run_free(&r);
-}
 
 /* Makes replica tmp/NAME.db enrolled with role (and branch). */
 static void device(const char *name, const char *role, const char *branch,
 		   char *out, size_t n)
 {
-	char tok[HEX_KEY + 1], url[64];
-	struct run r;
+	char tok[HARNESS_HEX_KEY + 1], url[64], file[64];
+	struct harness_run r;
 
-	snprintf(out, n, "%s/%s.db", tmp, name);
-	device_init(out);
-	token(role, branch, tok);
-	snprintf(url, sizeof url, "http://127.0.0.1:%d", srv_port);
-	r = bs("enroll", "--db", out, "--server", url, "--token", tok,
-	       "--server-key", srv_key, "--name", name, NULL);
-	expect_code(&r, 0);
-	run_free(&r);
-}
-
-static void put(const char *db, const char *table, ...)
-{
-	const char *argv[MAX_ARGS + 2];
-	struct run r;
-	va_list ap;
-	size_t n = 0;
-
-	argv[n++] = "branchsync";
-	argv[n++] = "put";
-	argv[n++] = "--db";
-	argv[n++] = db;
-	argv[n++] = table;
-	va_start(ap, table);
-	while (n < MAX_ARGS && (argv[n] = va_arg(ap, const char *)) != NULL)
-		n++;
-	va_end(ap);
-	argv[n] = NULL;
-	r = run_argv(getenv("BRANCHSYNC_BIN"), argv);
-	expect_code(&r, 0);
-	run_free(&r);
+	/* not harness_device: the enrollment carries the device's name */
+	harness_fmt(file, sizeof file, "%s.db", name);
+	harness_path(out, n, file);
+	harness_device_init(out, NULL);
+	harness_token(&srv, role, branch, tok);
+	harness_server_url(&srv, url, sizeof url);
+	r = harness_bs("enroll", "--db", out, "--server", url, "--token", tok,
+		       "--server-key", srv.key, "--name", name, NULL);
+	harness_expect_code(&r, 0);
+	harness_run_free(&r);
 }
 
 /* sync --json, which must succeed quietly; the caller frees the run. */
-static struct run sync_ok(const char *db)
+static struct harness_run sync_ok(const char *db)
 {
-	struct run r = bs("sync", "--db", db, "--json", NULL);
+	struct harness_run r = harness_bs("sync", "--db", db, "--json", NULL);
 
-	expect_code(&r, 0);
+	harness_expect_code(&r, 0);
 	ck_assert_msg(r.errlen == 0, "sync wrote on stderr: %s", r.err);
 	return r;
 }
 
 static void sync_quiet(const char *db)
 {
-	struct run r = sync_ok(db);
+	struct harness_run r = sync_ok(db);
 
-	run_free(&r);
+	harness_run_free(&r);
 }
 
 /* bundle export (--json); must succeed. */
-static struct run export_ok(const char *db, const char *out,
-			    const char *for_branch)
+static struct harness_run export_ok(const char *db, const char *out,
+				    const char *for_branch)
 {
-	struct run r = for_branch ? bs("bundle", "export", "--db", db, "--out",
-				       out, "--for", for_branch, "--json", NULL)
-				  : bs("bundle", "export", "--db", db, "--out",
-				       out, "--json", NULL);
+	struct harness_run r =
+	    for_branch ? harness_bs("bundle", "export", "--db", db, "--out",
+				    out, "--for", for_branch, "--json", NULL)
+		       : harness_bs("bundle", "export", "--db", db, "--out",
+				    out, "--json", NULL);
 
-	expect_code(&r, 0);
+	harness_expect_code(&r, 0);
 	return r;
 }
 
-static struct run import_json(const char *db, const char *file)
+static struct harness_run import_json(const char *db, const char *file)
 {
-	return bs("bundle", "import", "--db", db, "--json", file, NULL);
+	return harness_bs("bundle", "import", "--db", db, "--json", file, NULL);
 }
 
 /* ---- looking into files ---- */
 
-static sqlite3 *db_open(const char *path, int flags)
-{
-	sqlite3 *db = NULL;
-
-	ck_assert_int_eq(sqlite3_open_v2(path, &db, flags, NULL), SQLITE_OK);
-	sqlite3_busy_timeout(db, 5000);
-	return db;
-}
-
-/* The first column of the first row, read-only (the server may run). */
-static long long db_int(const char *path, const char *sql)
-{
-	sqlite3 *db = db_open(path, SQLITE_OPEN_READONLY);
-	sqlite3_stmt *st = NULL;
-	long long v;
-
-	ck_assert_msg(sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK,
-		      "%s: %s", sql, sqlite3_errmsg(db));
-	ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
-	v = sqlite3_column_int64(st, 0);
-	sqlite3_finalize(st);
-	sqlite3_close(db);
-	return v;
-}
-
 static long long srv_int(const char *sql)
 {
-	char path[450];
+	char path[HARNESS_PATH];
 
-	snprintf(path, sizeof path, "%s/server.db", srv_dir);
-	return db_int(path, sql);
+	harness_fmt(path, sizeof path, "%s/server.db", srv.dir);
+	return harness_db_int(path, sql);
 }
 
 /* The device key of a replica, as 64 hex digits, from `status --json`. */
-static void device_key(const char *db, char out[HEX_KEY + 1])
+static void device_key(const char *db, char out[HARNESS_HEX_KEY + 1])
 {
-	struct run r = bs("status", "--db", db, "--json", NULL);
+	struct harness_run r = harness_bs("status", "--db", db, "--json", NULL);
 	const char *p;
 
-	expect_code(&r, 0);
+	harness_expect_code(&r, 0);
 	p = strstr(r.out, "\"device_id\":\"");
 	ck_assert_msg(p != NULL, "no device_id in %s", r.out);
-	memcpy(out, p + 13, HEX_KEY);
-	out[HEX_KEY] = '\0';
-	run_free(&r);
-}
-
-static void digest_of(const char *path, uint8_t out[HASH_BYTES])
-{
-	sqlite3 *db = db_open(path, SQLITE_OPEN_READONLY);
-	struct err e;
-
-	err_init(&e);
-	ck_assert_msg(digest_compute(db, out, &e) == 0, "%s", e.msg);
-	sqlite3_close(db);
+	memcpy(out, p + 13, HARNESS_HEX_KEY);
+	out[HARNESS_HEX_KEY] = '\0';
+	harness_run_free(&r);
 }
 
 /* The digest of the server's records as a device of `scope` sees them
  * (NULL: all). The server must be stopped. */
 static void server_digest(const char *scope, uint8_t out[HASH_BYTES])
 {
-	char src[450], copy[450], sql[600];
-	sqlite3 *db;
-	size_t i;
+	char src[HARNESS_PATH], copy[HARNESS_PATH];
 
-	snprintf(src, sizeof src, "%s/server.db", srv_dir);
+	harness_fmt(src, sizeof src, "%s/server.db", srv.dir);
 	if (!scope) {
-		digest_of(src, out);
+		harness_digest(src, out);
 		return;
 	}
-	snprintf(copy, sizeof copy, "%s/scope-%s.db", tmp, scope);
-	unlink(copy);
-	db = db_open(src, SQLITE_OPEN_READWRITE);
-	snprintf(sql, sizeof sql, "VACUUM INTO '%s'", copy);
-	ck_assert_int_eq(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
-	sqlite3_close(db);
-	db = db_open(copy, SQLITE_OPEN_READWRITE);
-	for (i = 0; i < schema_table_count(); i++) {
-		snprintf(sql, sizeof sql,
-			 "DELETE FROM \"%s\" WHERE branch_id"
-			 " NOT IN ('%s', 'district')",
-			 schema_table_at(i)->name, scope);
-		ck_assert_int_eq(sqlite3_exec(db, sql, NULL, NULL, NULL),
-				 SQLITE_OK);
-	}
-	sqlite3_close(db);
-	digest_of(copy, out);
-}
-
-static void digest_eq(const uint8_t a[HASH_BYTES], const uint8_t b[HASH_BYTES],
-		      const char *what)
-{
-	ck_assert_msg(memcmp(a, b, HASH_BYTES) == 0, "digests differ: %s",
-		      what);
+	harness_path(copy, sizeof copy, "scope.db");
+	harness_digest_scope(src, scope, copy, out);
 }
 
 /* Everything an import could change in a replica. */
@@ -507,15 +136,17 @@ struct state {
 static void state_of(const char *db, struct state *s)
 {
 	memset(s, 0, sizeof *s);
-	digest_of(db, s->digest);
-	s->applied = db_int(db, "SELECT count(*) FROM bs_applied");
-	s->relay = db_int(db, "SELECT count(*) FROM bs_relay");
-	s->enrollments = db_int(db, "SELECT count(*) FROM bs_enrollments");
-	s->outbox = db_int(db, "SELECT count(*) FROM bs_outbox");
-	s->conflicts = db_int(db, "SELECT count(*) FROM bs_conflicts");
-	s->rows = db_int(db, "SELECT count(*) FROM bs_rows");
-	s->hlc = db_int(db, "SELECT coalesce((SELECT value FROM bs_settings"
-			    " WHERE key='hlc'), 0)");
+	harness_digest(db, s->digest);
+	s->applied = harness_db_int(db, "SELECT count(*) FROM bs_applied");
+	s->relay = harness_db_int(db, "SELECT count(*) FROM bs_relay");
+	s->enrollments =
+	    harness_db_int(db, "SELECT count(*) FROM bs_enrollments");
+	s->outbox = harness_db_int(db, "SELECT count(*) FROM bs_outbox");
+	s->conflicts = harness_db_int(db, "SELECT count(*) FROM bs_conflicts");
+	s->rows = harness_db_int(db, "SELECT count(*) FROM bs_rows");
+	s->hlc =
+	    harness_db_int(db, "SELECT coalesce((SELECT value FROM bs_settings"
+			       " WHERE key='hlc'), 0)");
 }
 
 static void state_same(const char *db, const struct state *before,
@@ -619,10 +250,10 @@ static void import_refused(const char *db, const char *file, int code,
 			   const char *needle, const char *what)
 {
 	struct state before;
-	struct run r;
+	struct harness_run r;
 
 	state_of(db, &before);
-	r = bs("bundle", "import", "--db", db, file, NULL);
+	r = harness_bs("bundle", "import", "--db", db, file, NULL);
 	ck_assert_msg(r.code == code, "%s: exit %d, wanted %d; stderr: %s",
 		      what, r.code, code, r.err);
 	ck_assert_msg(strstr(r.err, needle) != NULL, "%s: message: %s", what,
@@ -630,98 +261,65 @@ static void import_refused(const char *db, const char *file, int code,
 	ck_assert_msg(strchr(r.err, '\n') == r.err + r.errlen - 1,
 		      "%s: not one line: %s", what, r.err);
 	ck_assert_uint_eq(r.outlen, 0);
-	run_free(&r);
+	harness_run_free(&r);
 	state_same(db, &before, what);
 }
 
 /* ---- fixtures ---- */
 
-static int rm_one(const char *p, const struct stat *st, int flag,
-		  struct FTW *ftw)
-{
-	(void)st;
-	(void)ftw;
-	return flag == FTW_DP ? rmdir(p) : unlink(p);
-}
-
-static void rm_tree(const char *p)
-{
-	if (p[0])
-		nftw(p, rm_one, 16, FTW_DEPTH | FTW_PHYS);
-}
-
-static void root_setup(void)
-{
-	const char *t = getenv("TMPDIR");
-
-	snprintf(root, sizeof root, "%s/bs-bundle-XXXXXX",
-		 t && *t ? t : "/tmp");
-	if (!mkdtemp(root))
-		root[0] = '\0';
-}
-
-static void root_teardown(void)
-{
-	rm_tree(root);
-}
-
 static void setup(void)
 {
-	ck_assert_msg(root[0] != '\0', "no temporary directory");
-	snprintf(tmp, sizeof tmp, "%s/t-XXXXXX", root);
-	ck_assert_ptr_nonnull(mkdtemp(tmp));
-	unsetenv("BRANCHSYNC_DB");
-	unsetenv("BRANCHSYNC_PASSPHRASE");
+	char dir[HARNESS_PATH];
+
+	harness_tmp_setup();
 	ck_assert_int_ge(sodium_init(), 0);
-	srandom((unsigned)getpid() ^ (unsigned)time(NULL));
-	srv_pid = -1;
-	snprintf(srv_dir, sizeof srv_dir, "%s/srv", tmp);
-	server_init_at(srv_dir, srv_key);
-	server_start(0);
+	harness_path(dir, sizeof dir, "srv");
+	harness_server_init(&srv, dir);
+	harness_server_start(&srv, 0);
 }
 
+/* harness_tmp_teardown kills the server if a test left it running. */
 static void teardown(void)
 {
-	if (srv_pid > 0) {
-		kill(srv_pid, SIGKILL);
-		waitpid(srv_pid, NULL, 0);
-		srv_pid = -1;
-	}
-	rm_tree(tmp);
+	harness_tmp_teardown();
 }
 
 /* ---- branch -> district -> server ---- */
 
 START_TEST(relay_through_district)
 {
-	char a[400], d[400], file[400], akey[HEX_KEY + 1], sql[300];
+	char a[400], d[400], file[400], akey[HARNESS_HEX_KEY + 1], sql[300];
 	uint8_t da[HASH_BYTES], dd[HASH_BYTES], s1[HASH_BYTES],
 	    sall[HASH_BYTES];
 	struct state before;
-	struct run r;
+	struct harness_run r;
 
 	device("a", "branch", "b1", a, sizeof a);
 	device("d", "district", NULL, d, sizeof d);
 	device_key(a, akey);
-	path_in(file, sizeof file, "a.bundle");
+	harness_path(file, sizeof file, "a.bundle");
 
 	/* a branch with no link records three changes */
-	put(a, "members", "name=Li Lei", "phone=13800000001", NULL);
-	put(a, "needs", "category=job", "detail=welder", "status=open", NULL);
-	put(a, "activities", "title=Spring festival", "held_on=2026-01-28",
-	    NULL);
+	harness_put(a, NULL, "members", "name=Li Lei", "phone=13800000001",
+		    NULL);
+	harness_put(a, NULL, "needs", "category=job", "detail=welder",
+		    "status=open", NULL);
+	harness_put(a, NULL, "activities", "title=Spring festival",
+		    "held_on=2026-01-28", NULL);
 	r = export_ok(a, file, NULL);
 	ck_assert_ptr_nonnull(strstr(r.out, "\"kind\":\"device\""));
-	ck_assert_int_eq(json_int(r.out, "changesets"), 3);
-	ck_assert_int_eq(json_int(r.out, "enrollments"), 1);
-	ck_assert_int_eq(json_int(r.out, "missing_enrollments"), 0);
-	run_free(&r);
+	ck_assert_int_eq(harness_json_int(r.out, "changesets"), 3);
+	ck_assert_int_eq(harness_json_int(r.out, "enrollments"), 1);
+	ck_assert_int_eq(harness_json_int(r.out, "missing_enrollments"), 0);
+	harness_run_free(&r);
 	/* exporting sends nothing: the sets stay pending at a */
-	ck_assert_int_eq(db_int(a, "SELECT count(*) FROM bs_outbox WHERE"
-				   " acked=0"),
+	ck_assert_int_eq(harness_db_int(a,
+					"SELECT count(*) FROM bs_outbox WHERE"
+					" acked=0"),
 			 3);
-	ck_assert_int_eq(db_int(a, "SELECT count(*) FROM bs_outbox WHERE"
-				   " acked=0"),
+	ck_assert_int_eq(harness_db_int(a,
+					"SELECT count(*) FROM bs_outbox WHERE"
+					" acked=0"),
 			 3);
 	{
 		struct stat st;
@@ -733,50 +331,51 @@ START_TEST(relay_through_district)
 	/* the district laptop, which never synced, takes it in: a's own
 	 * enrollment travels with it */
 	r = import_json(d, file);
-	expect_code(&r, 0);
-	ck_assert_int_eq(json_int(r.out, "changesets"), 3);
-	ck_assert_int_eq(json_int(r.out, "applied"), 3);
-	ck_assert_int_eq(json_int(r.out, "relayed"), 3);
+	harness_expect_code(&r, 0);
+	ck_assert_int_eq(harness_json_int(r.out, "changesets"), 3);
+	ck_assert_int_eq(harness_json_int(r.out, "applied"), 3);
+	ck_assert_int_eq(harness_json_int(r.out, "relayed"), 3);
 	ck_assert_ptr_nonnull(strstr(r.out, akey));
-	run_free(&r);
+	harness_run_free(&r);
 	snprintf(sql, sizeof sql,
 		 "SELECT count(*) FROM bs_applied WHERE"
 		 " lower(hex(author))='%s' AND scope='b1' AND bytes IS NOT"
 		 " NULL",
 		 akey);
-	ck_assert_int_eq(db_int(d, sql), 3);
+	ck_assert_int_eq(harness_db_int(d, sql), 3);
 	snprintf(sql, sizeof sql,
 		 "SELECT count(*) FROM bs_relay WHERE"
 		 " lower(hex(author))='%s' AND acked=0",
 		 akey);
-	ck_assert_int_eq(db_int(d, sql), 3);
-	ck_assert_int_eq(db_int(d, "SELECT count(*) FROM members WHERE"
-				   " phone='13800000001'"),
+	ck_assert_int_eq(harness_db_int(d, sql), 3);
+	ck_assert_int_eq(harness_db_int(d, "SELECT count(*) FROM members WHERE"
+					   " phone='13800000001'"),
 			 1);
-	ck_assert_int_eq(db_int(d, "SELECT count(*) FROM needs"), 1);
+	ck_assert_int_eq(harness_db_int(d, "SELECT count(*) FROM needs"), 1);
 
 	/* a second import changes nothing */
 	state_of(d, &before);
-	r = bs("bundle", "import", "--db", d, file, NULL);
-	expect_code(&r, 0);
+	r = harness_bs("bundle", "import", "--db", d, file, NULL);
+	harness_expect_code(&r, 0);
 	ck_assert_msg(strstr(r.err, "0 new change sets") != NULL, "%s", r.err);
-	run_free(&r);
+	harness_run_free(&r);
 	r = import_json(d, file);
-	expect_code(&r, 0);
-	ck_assert_int_eq(json_int(r.out, "applied"), 0);
-	ck_assert_int_eq(json_int(r.out, "duplicates"), 3);
-	ck_assert_int_eq(json_int(r.out, "relayed"), 0);
-	run_free(&r);
+	harness_expect_code(&r, 0);
+	ck_assert_int_eq(harness_json_int(r.out, "applied"), 0);
+	ck_assert_int_eq(harness_json_int(r.out, "duplicates"), 3);
+	ck_assert_int_eq(harness_json_int(r.out, "relayed"), 0);
+	harness_run_free(&r);
 	state_same(d, &before, "second import");
 
 	/* d's sync pushes them with a's signatures */
 	r = sync_ok(d);
-	ck_assert_int_eq(json_int(r.out, "pushed"), 3);
-	ck_assert_int_eq(json_int(r.out, "accepted"), 3);
-	ck_assert_int_eq(json_int(r.out, "applied"), 2); /* b1, b2 rows */
-	run_free(&r);
-	ck_assert_int_eq(db_int(d, "SELECT count(*) FROM bs_relay WHERE"
-				   " acked=1 AND receipt IS NOT NULL"),
+	ck_assert_int_eq(harness_json_int(r.out, "pushed"), 3);
+	ck_assert_int_eq(harness_json_int(r.out, "accepted"), 3);
+	ck_assert_int_eq(harness_json_int(r.out, "applied"),
+			 2); /* b1, b2 rows */
+	harness_run_free(&r);
+	ck_assert_int_eq(harness_db_int(d, "SELECT count(*) FROM bs_relay WHERE"
+					   " acked=1 AND receipt IS NOT NULL"),
 			 3);
 	snprintf(sql, sizeof sql,
 		 "SELECT count(*) FROM srv_log WHERE kind=1"
@@ -794,12 +393,13 @@ START_TEST(relay_through_district)
 
 	/* a, back online, is told "duplicate": acknowledged, not doubled */
 	r = sync_ok(a);
-	ck_assert_int_eq(json_int(r.out, "pushed"), 3);
-	ck_assert_int_eq(json_int(r.out, "accepted"), 0);
-	ck_assert_int_eq(json_int(r.out, "duplicates"), 3);
-	run_free(&r);
-	ck_assert_int_eq(db_int(a, "SELECT count(*) FROM bs_outbox WHERE"
-				   " acked=1 AND receipt IS NOT NULL"),
+	ck_assert_int_eq(harness_json_int(r.out, "pushed"), 3);
+	ck_assert_int_eq(harness_json_int(r.out, "accepted"), 0);
+	ck_assert_int_eq(harness_json_int(r.out, "duplicates"), 3);
+	harness_run_free(&r);
+	ck_assert_int_eq(harness_db_int(a,
+					"SELECT count(*) FROM bs_outbox WHERE"
+					" acked=1 AND receipt IS NOT NULL"),
 			 3);
 	ck_assert_int_eq(srv_int("SELECT count(*) FROM (SELECT cs_id FROM"
 				 " srv_log WHERE kind=1 GROUP BY cs_id"
@@ -814,17 +414,17 @@ START_TEST(relay_through_district)
 
 	/* the next round changes nothing anywhere */
 	r = sync_ok(d);
-	ck_assert_int_eq(json_int(r.out, "pushed"), 0);
-	ck_assert_int_eq(json_int(r.out, "applied"), 0);
-	run_free(&r);
+	ck_assert_int_eq(harness_json_int(r.out, "pushed"), 0);
+	ck_assert_int_eq(harness_json_int(r.out, "applied"), 0);
+	harness_run_free(&r);
 	sync_quiet(a);
-	server_stop();
-	digest_of(a, da);
-	digest_of(d, dd);
+	harness_server_stop(&srv);
+	harness_digest(a, da);
+	harness_digest(d, dd);
 	server_digest(NULL, sall);
 	server_digest("b1", s1);
-	digest_eq(dd, sall, "district device and server");
-	digest_eq(da, s1, "branch device and the server's b1 view");
+	harness_digest_eq(dd, sall, "district device and server");
+	harness_digest_eq(da, s1, "branch device and the server's b1 view");
 }
 END_TEST
 
@@ -832,34 +432,34 @@ END_TEST
 START_TEST(device_bundle_chains_to_replica)
 {
 	char a[400], d[400], file[400];
-	struct run r;
+	struct harness_run r;
 
 	device("a", "branch", "b1", a, sizeof a);
 	device("d", "district", NULL, d, sizeof d);
-	path_in(file, sizeof file, "a.bundle");
-	put(a, "members", "name=Li Lei", NULL);
+	harness_path(file, sizeof file, "a.bundle");
+	harness_put(a, NULL, "members", "name=Li Lei", NULL);
 	sync_quiet(a);
-	put(a, "members", "name=Han Meimei", NULL);
-	put(a, "members", "name=Wei Wei", NULL);
+	harness_put(a, NULL, "members", "name=Han Meimei", NULL);
+	harness_put(a, NULL, "members", "name=Wei Wei", NULL);
 	r = export_ok(a, file, NULL);
-	ck_assert_int_eq(json_int(r.out, "changesets"), 2);
-	run_free(&r);
+	ck_assert_int_eq(harness_json_int(r.out, "changesets"), 2);
+	harness_run_free(&r);
 
 	/* d never saw a's first change set: a gap, refused whole */
 	import_refused(d, file, 4,
 		       "neither the bundle nor this replica "
 		       "holds",
 		       "gap before the bundle");
-	ck_assert_int_eq(db_int(d, "SELECT count(*) FROM members"), 0);
+	ck_assert_int_eq(harness_db_int(d, "SELECT count(*) FROM members"), 0);
 
 	/* once d has it, the bundle goes in */
 	sync_quiet(d);
 	r = import_json(d, file);
-	expect_code(&r, 0);
-	ck_assert_int_eq(json_int(r.out, "applied"), 2);
-	ck_assert_int_eq(json_int(r.out, "relayed"), 2);
-	run_free(&r);
-	ck_assert_int_eq(db_int(d, "SELECT count(*) FROM members"), 3);
+	harness_expect_code(&r, 0);
+	ck_assert_int_eq(harness_json_int(r.out, "applied"), 2);
+	ck_assert_int_eq(harness_json_int(r.out, "relayed"), 2);
+	harness_run_free(&r);
+	ck_assert_int_eq(harness_db_int(d, "SELECT count(*) FROM members"), 3);
 }
 END_TEST
 
@@ -870,94 +470,97 @@ START_TEST(district_to_branch)
 	char a[400], c[400], d[400], b[400], file[400], file2[400];
 	char sql[300];
 	uint8_t db_[HASH_BYTES], s1[HASH_BYTES];
-	struct run r;
+	struct harness_run r;
 
 	device("a", "branch", "b1", a, sizeof a);
 	device("c", "branch", "b2", c, sizeof c);
 	device("d", "district", NULL, d, sizeof d);
 	device("b", "branch", "b1", b, sizeof b);
-	path_in(file, sizeof file, "for-b1.bundle");
-	path_in(file2, sizeof file2, "for-b2.bundle");
+	harness_path(file, sizeof file, "for-b1.bundle");
+	harness_path(file2, sizeof file2, "for-b2.bundle");
 
-	put(a, "members", "name=Li Lei", NULL);
-	put(a, "needs", "category=job", "detail=welder", NULL);
-	put(c, "members", "name=Wang Wu", "phone=13900000009", NULL);
+	harness_put(a, NULL, "members", "name=Li Lei", NULL);
+	harness_put(a, NULL, "needs", "category=job", "detail=welder", NULL);
+	harness_put(c, NULL, "members", "name=Wang Wu", "phone=13900000009",
+		    NULL);
 	/* d's chain interleaves scopes: the b1 bundle holds d's sets 1, 3
 	 * and 4, not 2 */
-	put(d, "members", "branch_id=b1", "name=Sun Qi", NULL);
-	put(d, "members", "branch_id=b2", "name=Zhou Ba", NULL);
-	put(d, "trainings", "branch_id=district", "title=Evening school",
-	    "held_on=2026-02-01", NULL);
-	put(d, "activities", "branch_id=b1", "title=Visit", NULL);
+	harness_put(d, NULL, "members", "branch_id=b1", "name=Sun Qi", NULL);
+	harness_put(d, NULL, "members", "branch_id=b2", "name=Zhou Ba", NULL);
+	harness_put(d, NULL, "trainings", "branch_id=district",
+		    "title=Evening school", "held_on=2026-02-01", NULL);
+	harness_put(d, NULL, "activities", "branch_id=b1", "title=Visit", NULL);
 	sync_quiet(a);
 	sync_quiet(c);
 	sync_quiet(d);
 	sync_quiet(d);
 
 	/* only a district device exports for a branch */
-	r = bs("bundle", "export", "--db", a, "--out", file, "--for", "b1",
-	       NULL);
-	expect_code(&r, 2);
+	r = harness_bs("bundle", "export", "--db", a, "--out", file, "--for",
+		       "b1", NULL);
+	harness_expect_code(&r, 2);
 	ck_assert_ptr_nonnull(strstr(r.err, "only a district device"));
-	run_free(&r);
+	harness_run_free(&r);
 	ck_assert_int_eq(access(file, F_OK), -1);
-	r = bs("bundle", "export", "--db", d, "--out", file, "--for",
-	       "district", NULL);
-	expect_code(&r, 2);
-	run_free(&r);
+	r = harness_bs("bundle", "export", "--db", d, "--out", file, "--for",
+		       "district", NULL);
+	harness_expect_code(&r, 2);
+	harness_run_free(&r);
 
 	r = export_ok(d, file, "b1");
 	ck_assert_ptr_nonnull(strstr(r.out, "\"kind\":\"branch\""));
 	/* the b1 branch row, a's 2, d's 3 */
-	ck_assert_int_eq(json_int(r.out, "changesets"), 6);
+	ck_assert_int_eq(harness_json_int(r.out, "changesets"), 6);
 	/* d's own, the server's, a's */
-	ck_assert_int_eq(json_int(r.out, "enrollments"), 3);
-	ck_assert_int_eq(json_int(r.out, "missing_enrollments"), 0);
-	run_free(&r);
+	ck_assert_int_eq(harness_json_int(r.out, "enrollments"), 3);
+	ck_assert_int_eq(harness_json_int(r.out, "missing_enrollments"), 0);
+	harness_run_free(&r);
 
 	/* b, enrolled but never synced, takes it in */
 	r = import_json(b, file);
-	expect_code(&r, 0);
-	ck_assert_int_eq(json_int(r.out, "applied"), 6);
-	ck_assert_int_eq(json_int(r.out, "relayed"), 0);
-	run_free(&r);
-	ck_assert_int_eq(db_int(b, "SELECT count(*) FROM members WHERE"
-				   " branch_id='b1'"),
+	harness_expect_code(&r, 0);
+	ck_assert_int_eq(harness_json_int(r.out, "applied"), 6);
+	ck_assert_int_eq(harness_json_int(r.out, "relayed"), 0);
+	harness_run_free(&r);
+	ck_assert_int_eq(harness_db_int(b, "SELECT count(*) FROM members WHERE"
+					   " branch_id='b1'"),
 			 2);
-	ck_assert_int_eq(db_int(b, "SELECT count(*) FROM members WHERE"
-				   " branch_id='b2'"),
+	ck_assert_int_eq(harness_db_int(b, "SELECT count(*) FROM members WHERE"
+					   " branch_id='b2'"),
 			 0);
-	ck_assert_int_eq(db_int(b, "SELECT count(*) FROM bs_applied WHERE"
-				   " scope='b2'"),
+	ck_assert_int_eq(harness_db_int(b,
+					"SELECT count(*) FROM bs_applied WHERE"
+					" scope='b2'"),
 			 0);
-	ck_assert_int_eq(db_int(b, "SELECT count(*) FROM trainings WHERE"
-				   " branch_id='district'"),
+	ck_assert_int_eq(harness_db_int(b,
+					"SELECT count(*) FROM trainings WHERE"
+					" branch_id='district'"),
 			 1);
-	ck_assert_int_eq(db_int(b, "SELECT count(*) FROM branches"), 1);
-	ck_assert_int_eq(db_int(b, "SELECT count(*) FROM needs"), 1);
-	ck_assert_int_eq(db_int(b, "SELECT count(*) FROM bs_relay"), 0);
+	ck_assert_int_eq(harness_db_int(b, "SELECT count(*) FROM branches"), 1);
+	ck_assert_int_eq(harness_db_int(b, "SELECT count(*) FROM needs"), 1);
+	ck_assert_int_eq(harness_db_int(b, "SELECT count(*) FROM bs_relay"), 0);
 
 	/* a bundle for b2 is not for b */
 	r = export_ok(d, file2, "b2");
-	run_free(&r);
+	harness_run_free(&r);
 	import_refused(b, file2, 2, "is for branch b2", "bundle for b2");
 	/* nor is a b2 device's own bundle */
-	put(c, "members", "name=Zhao Liu", NULL);
+	harness_put(c, NULL, "members", "name=Zhao Liu", NULL);
 	r = export_ok(c, file2, NULL);
-	ck_assert_int_eq(json_int(r.out, "changesets"), 1);
-	run_free(&r);
+	ck_assert_int_eq(harness_json_int(r.out, "changesets"), 1);
+	harness_run_free(&r);
 	import_refused(b, file2, 2, "may not see", "b2 device's bundle");
 
 	/* b's first sync finds nothing new */
 	r = sync_ok(b);
-	ck_assert_int_eq(json_int(r.out, "applied"), 0);
-	run_free(&r);
+	ck_assert_int_eq(harness_json_int(r.out, "applied"), 0);
+	harness_run_free(&r);
 	snprintf(sql, sizeof sql, "SELECT count(*) FROM bs_applied");
-	ck_assert_int_eq(db_int(b, sql), 6);
-	server_stop();
-	digest_of(b, db_);
+	ck_assert_int_eq(harness_db_int(b, sql), 6);
+	harness_server_stop(&srv);
+	harness_digest(b, db_);
 	server_digest("b1", s1);
-	digest_eq(db_, s1, "fresh b1 device and the server's b1 view");
+	harness_digest_eq(db_, s1, "fresh b1 device and the server's b1 view");
 }
 END_TEST
 
@@ -968,16 +571,18 @@ END_TEST
 static void damaged_setup(char *a, char *d, size_t n, char *file,
 			  struct frames *fs)
 {
-	struct run r;
+	struct harness_run r;
 
 	device("a", "branch", "b1", a, n);
 	device("d", "district", NULL, d, n);
-	snprintf(file, n, "%s/a.bundle", tmp);
-	put(a, "members", "name=Li Lei", "phone=13800000001", NULL);
-	put(a, "members", "name=Han Meimei", NULL);
-	put(a, "needs", "category=training", "detail=computers", NULL);
+	harness_path(file, n, "a.bundle");
+	harness_put(a, NULL, "members", "name=Li Lei", "phone=13800000001",
+		    NULL);
+	harness_put(a, NULL, "members", "name=Han Meimei", NULL);
+	harness_put(a, NULL, "needs", "category=training", "detail=computers",
+		    NULL);
 	r = export_ok(a, file, NULL);
-	run_free(&r);
+	harness_run_free(&r);
 	frames_read(file, fs);
 	/* META, a's enrollment, three change sets */
 	ck_assert_uint_eq(fs->n, 5);
@@ -1003,7 +608,7 @@ START_TEST(damage_changes_nothing)
 {
 	char a[400], d[400], file[400], bad[400];
 	struct frames fs;
-	struct run r;
+	struct harness_run r;
 	int cs = 3; /* the second change set */
 	const int swapped[] = {0, 1, 3, 2, 4, -1};
 	const int repeated[] = {0, 1, 2, 3, 4, 3, -1};
@@ -1011,7 +616,7 @@ START_TEST(damage_changes_nothing)
 	const int extra_end[] = {0, 1, 2, 3, 4, 1, -1};
 
 	damaged_setup(a, d, sizeof a, file, &fs);
-	path_in(bad, sizeof bad, "bad.bundle");
+	harness_path(bad, sizeof bad, "bad.bundle");
 
 	/* a flipped byte in the body, the signature, the envelope */
 	flip(&fs, cs, fs.plen[cs] - 1, bad);
@@ -1070,9 +675,9 @@ START_TEST(damage_changes_nothing)
 
 	/* and the bundle itself goes in */
 	r = import_json(d, file);
-	expect_code(&r, 0);
-	ck_assert_int_eq(json_int(r.out, "applied"), 3);
-	run_free(&r);
+	harness_expect_code(&r, 0);
+	ck_assert_int_eq(harness_json_int(r.out, "applied"), 3);
+	harness_run_free(&r);
 	free(fs.data);
 }
 END_TEST
@@ -1121,25 +726,25 @@ static void hex_key(const char *hex, uint8_t out[32])
 	size_t got = 0;
 
 	ck_assert_int_eq(
-	    sodium_hex2bin(out, 32, hex, HEX_KEY, NULL, &got, NULL), 0);
+	    sodium_hex2bin(out, 32, hex, HARNESS_HEX_KEY, NULL, &got, NULL), 0);
 	ck_assert_uint_eq(got, 32);
 }
 
 START_TEST(foreign_signatures_refused)
 {
-	char a[400], d[400], file[400], bad[400], akey[HEX_KEY + 1];
+	char a[400], d[400], file[400], bad[400], akey[HARNESS_HEX_KEY + 1];
 	uint8_t other_pk[32], other_sk[64], apk[32], spk[32];
 	const int all[] = {0, 1, 2, 3, 4, -1};
 	struct enrollment en;
 	struct frames fs;
 	struct buf b;
-	struct run r;
+	struct harness_run r;
 
 	damaged_setup(a, d, sizeof a, file, &fs);
-	path_in(bad, sizeof bad, "bad.bundle");
+	harness_path(bad, sizeof bad, "bad.bundle");
 	device_key(a, akey);
 	hex_key(akey, apk);
-	hex_key(srv_key, spk);
+	hex_key(srv.key, spk);
 	crypto_sign_keypair(other_pk, other_sk);
 
 	/* an enrollment of a's key, signed by another server */
@@ -1179,9 +784,9 @@ START_TEST(foreign_signatures_refused)
 	frames_write(&fs, all, 0, FRAME_META, b.data, b.len, bad);
 	buf_release(&b);
 	r = import_json(d, bad);
-	expect_code(&r, 0);
-	ck_assert_int_eq(json_int(r.out, "applied"), 3);
-	run_free(&r);
+	harness_expect_code(&r, 0);
+	ck_assert_int_eq(harness_json_int(r.out, "applied"), 3);
+	harness_run_free(&r);
 	free(fs.data);
 }
 END_TEST
@@ -1190,49 +795,52 @@ END_TEST
 
 START_TEST(refused_relay_does_not_block)
 {
-	char a[400], d[400], file[400], file2[400], akey[HEX_KEY + 1];
-	struct run r;
+	char a[400], d[400], file[400], file2[400], akey[HARNESS_HEX_KEY + 1];
+	struct harness_run r;
 	int port;
 
 	device("a", "branch", "b1", a, sizeof a);
 	device("d", "district", NULL, d, sizeof d);
 	device_key(a, akey);
-	path_in(file, sizeof file, "a.bundle");
-	path_in(file2, sizeof file2, "a2.bundle");
+	harness_path(file, sizeof file, "a.bundle");
+	harness_path(file2, sizeof file2, "a2.bundle");
 	sync_quiet(d);
-	put(a, "members", "name=Li Lei", NULL);
-	put(a, "members", "name=Han Meimei", NULL);
+	harness_put(a, NULL, "members", "name=Li Lei", NULL);
+	harness_put(a, NULL, "members", "name=Han Meimei", NULL);
 	r = export_ok(a, file, NULL);
-	run_free(&r);
+	harness_run_free(&r);
 
 	/* a is revoked; d does not know yet */
-	port = srv_port;
-	server_stop();
-	r = bsd("revoke", "--data", srv_dir, akey, NULL);
-	expect_code(&r, 0);
-	run_free(&r);
-	server_start(port);
+	port = srv.port;
+	harness_server_stop(&srv);
+	r = harness_bsd("revoke", "--data", srv.dir, akey, NULL);
+	harness_expect_code(&r, 0);
+	harness_run_free(&r);
+	harness_server_start(&srv, port);
 	r = import_json(d, file);
-	expect_code(&r, 0);
-	ck_assert_int_eq(json_int(r.out, "relayed"), 2);
-	run_free(&r);
-	put(d, "trainings", "branch_id=district", "title=Evening school", NULL);
+	harness_expect_code(&r, 0);
+	ck_assert_int_eq(harness_json_int(r.out, "relayed"), 2);
+	harness_run_free(&r);
+	harness_put(d, NULL, "trainings", "branch_id=district",
+		    "title=Evening school", NULL);
 
 	/* the server refuses the relay without logging it; d's own change
 	 * goes through all the same, and the relay stays queued */
-	r = bs("sync", "--db", d, "--json", NULL);
-	expect_code(&r, 0);
+	r = harness_bs("sync", "--db", d, "--json", NULL);
+	harness_expect_code(&r, 0);
 	ck_assert_msg(strstr(r.err, "relayed for another device") &&
 			  strstr(r.err, "revoked"),
 		      "stderr: %s", r.err);
-	ck_assert_int_eq(json_int(r.out, "accepted"), 1);
-	run_free(&r);
-	ck_assert_int_eq(db_int(d, "SELECT count(*) FROM bs_outbox WHERE"
-				   " acked=1"),
+	ck_assert_int_eq(harness_json_int(r.out, "accepted"), 1);
+	harness_run_free(&r);
+	ck_assert_int_eq(harness_db_int(d,
+					"SELECT count(*) FROM bs_outbox WHERE"
+					" acked=1"),
 			 1);
-	ck_assert_int_eq(db_int(d, "SELECT count(*) FROM bs_relay WHERE"
-				   " acked=0 AND verdict LIKE '%revoked%'"),
-			 2);
+	ck_assert_int_eq(
+	    harness_db_int(d, "SELECT count(*) FROM bs_relay WHERE"
+			      " acked=0 AND verdict LIKE '%revoked%'"),
+	    2);
 	{
 		char sql[200];
 
@@ -1245,15 +853,15 @@ START_TEST(refused_relay_does_not_block)
 
 	/* now that d knows of the revocation, a new set of a is refused;
 	 * the ones it holds are still a no-op */
-	put(a, "members", "name=Wei Wei", NULL);
+	harness_put(a, NULL, "members", "name=Wei Wei", NULL);
 	r = export_ok(a, file2, NULL);
-	run_free(&r);
+	harness_run_free(&r);
 	import_refused(d, file2, 4, "which the server revoked",
 		       "revoked author");
 	r = import_json(d, file);
-	expect_code(&r, 0);
-	ck_assert_int_eq(json_int(r.out, "applied"), 0);
-	run_free(&r);
+	harness_expect_code(&r, 0);
+	ck_assert_int_eq(harness_json_int(r.out, "applied"), 0);
+	harness_run_free(&r);
 }
 END_TEST
 
@@ -1262,54 +870,54 @@ END_TEST
 START_TEST(usage_and_refusals)
 {
 	char a[400], n[400], file[400], missing[400];
-	struct run r;
+	struct harness_run r;
 
 	device("a", "branch", "b1", a, sizeof a);
-	path_in(n, sizeof n, "new.db");
-	path_in(file, sizeof file, "x.bundle");
-	path_in(missing, sizeof missing, "missing.bundle");
-	device_init(n);
+	harness_path(n, sizeof n, "new.db");
+	harness_path(file, sizeof file, "x.bundle");
+	harness_path(missing, sizeof missing, "missing.bundle");
+	harness_device_init(n, NULL);
 
-	r = bs("bundle", NULL);
-	expect_code(&r, 1);
-	run_free(&r);
-	r = bs("bundle", "frob", "--db", a, NULL);
-	expect_code(&r, 1);
-	run_free(&r);
-	r = bs("bundle", "export", "--db", a, NULL);
-	expect_code(&r, 1);
-	run_free(&r);
-	r = bs("bundle", "import", "--db", a, NULL);
-	expect_code(&r, 1);
-	run_free(&r);
-	r = bs("bundle", "import", "--db", a, file, file, NULL);
-	expect_code(&r, 1);
-	run_free(&r);
-	r = bs("bundle", "export", "--help", NULL);
-	expect_code(&r, 0);
+	r = harness_bs("bundle", NULL);
+	harness_expect_code(&r, 1);
+	harness_run_free(&r);
+	r = harness_bs("bundle", "frob", "--db", a, NULL);
+	harness_expect_code(&r, 1);
+	harness_run_free(&r);
+	r = harness_bs("bundle", "export", "--db", a, NULL);
+	harness_expect_code(&r, 1);
+	harness_run_free(&r);
+	r = harness_bs("bundle", "import", "--db", a, NULL);
+	harness_expect_code(&r, 1);
+	harness_run_free(&r);
+	r = harness_bs("bundle", "import", "--db", a, file, file, NULL);
+	harness_expect_code(&r, 1);
+	harness_run_free(&r);
+	r = harness_bs("bundle", "export", "--help", NULL);
+	harness_expect_code(&r, 0);
 	ck_assert_ptr_nonnull(strstr(r.out, "bundle import"));
-	run_free(&r);
+	harness_run_free(&r);
 
 	/* a device that is not enrolled has no server to bundle for */
-	r = bs("bundle", "export", "--db", n, "--out", file, NULL);
-	expect_code(&r, 2);
+	r = harness_bs("bundle", "export", "--db", n, "--out", file, NULL);
+	harness_expect_code(&r, 2);
 	ck_assert_ptr_nonnull(strstr(r.err, "not enrolled"));
-	run_free(&r);
+	harness_run_free(&r);
 	ck_assert_int_eq(access(file, F_OK), -1);
 
 	/* nothing pending: a valid bundle with no change sets */
-	r = bs("bundle", "export", "--db", a, "--out", file, NULL);
-	expect_code(&r, 0);
+	r = harness_bs("bundle", "export", "--db", a, "--out", file, NULL);
+	harness_expect_code(&r, 0);
 	ck_assert_ptr_nonnull(strstr(r.err, "no change sets"));
-	run_free(&r);
-	r = bs("bundle", "import", "--db", n, file, NULL);
-	expect_code(&r, 2);
+	harness_run_free(&r);
+	r = harness_bs("bundle", "import", "--db", n, file, NULL);
+	harness_expect_code(&r, 2);
 	ck_assert_ptr_nonnull(strstr(r.err, "not enrolled"));
-	run_free(&r);
-	r = bs("bundle", "import", "--db", a, file, NULL);
-	expect_code(&r, 0);
+	harness_run_free(&r);
+	r = harness_bs("bundle", "import", "--db", a, file, NULL);
+	harness_expect_code(&r, 0);
 	ck_assert_ptr_nonnull(strstr(r.err, "0 new change sets"));
-	run_free(&r);
+	harness_run_free(&r);
 	import_refused(a, missing, 2, "cannot read", "missing file");
 }
 END_TEST
@@ -1319,7 +927,8 @@ static Suite *bundle_suite(void)
 	Suite *s = suite_create("bundle");
 	TCase *tc = tcase_create("bundle");
 
-	tcase_add_unchecked_fixture(tc, root_setup, root_teardown);
+	tcase_add_unchecked_fixture(tc, harness_root_setup,
+				    harness_root_teardown);
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_set_timeout(tc, 300);
 	tcase_add_test(tc, relay_through_district);

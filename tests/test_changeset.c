@@ -11,6 +11,7 @@
 #include <sodium.h>
 
 #include "changeset.h"
+#include "kat.h"
 #include "mem.h"
 #include "sign.h"
 #include "wire.h"
@@ -38,108 +39,8 @@ static void keys_init(void)
 	crypto_sign_seed_keypair(pk_b, sk_b, seed);
 }
 
-/* ---- reading the known-answer file (read-only; see its header) ---- */
-
-static char *kat_text(void)
-{
-	static char *text;
-	const char *dir = getenv("BRANCHSYNC_VECTORS");
-	char path[4096];
-	FILE *f;
-	long n;
-
-	if (text)
-		return text;
-	ck_assert_msg(dir != NULL, "BRANCHSYNC_VECTORS is not set");
-	snprintf(path, sizeof path, "%s/changeset-kat.txt", dir);
-	f = fopen(path, "rb");
-	ck_assert_msg(f != NULL, "cannot open %s", path);
-	ck_assert_int_eq(fseek(f, 0, SEEK_END), 0);
-	n = ftell(f);
-	ck_assert_int_gt(n, 0);
-	rewind(f);
-	text = malloc((size_t)n + 1);
-	ck_assert_ptr_nonnull(text);
-	ck_assert_uint_eq(fread(text, 1, (size_t)n, f), (size_t)n);
-	text[n] = '\0';
-	fclose(f);
-	return text;
-}
-
-/* Value of `key` in record `vector`, or NULL; *len gets its length. */
-static const char *kat_find(const char *vector, const char *key, size_t *len)
-{
-	const char *line = kat_text();
-	size_t klen = strlen(key);
-	int in = 0;
-
-	while (*line) {
-		const char *end = strchr(line, '\n');
-		size_t n = end ? (size_t)(end - line) : strlen(line);
-
-		if (n > 7 && strncmp(line, "vector ", 7) == 0) {
-			in = n - 7 == strlen(vector) &&
-			     strncmp(line + 7, vector, n - 7) == 0;
-		} else if (in && n > klen && line[klen] == ' ' &&
-			   strncmp(line, key, klen) == 0) {
-			*len = n - klen - 1;
-			return line + klen + 1;
-		}
-		line += n + (end ? 1 : 0);
-	}
-	return NULL;
-}
-
-/* Names of all records, in file order; returns how many. */
-static size_t kat_names(char names[][32], size_t max)
-{
-	const char *line = kat_text();
-	size_t count = 0;
-
-	while (*line) {
-		const char *end = strchr(line, '\n');
-		size_t n = end ? (size_t)(end - line) : strlen(line);
-
-		if (n > 7 && strncmp(line, "vector ", 7) == 0) {
-			ck_assert_uint_lt(count, max);
-			ck_assert_uint_lt(n - 7, 32);
-			memcpy(names[count], line + 7, n - 7);
-			names[count][n - 7] = '\0';
-			count++;
-		}
-		line += n + (end ? 1 : 0);
-	}
-	return count;
-}
-
-static size_t kat_hex(const char *vector, const char *key, uint8_t *out,
-		      size_t max)
-{
-	size_t len = 0, i;
-	const char *v = kat_find(vector, key, &len);
-
-	ck_assert_msg(v != NULL, "vector %s has no %s", vector, key);
-	ck_assert_msg(len % 2 == 0 && len / 2 <= max, "bad hex in %s", key);
-	for (i = 0; i < len / 2; i++) {
-		unsigned x;
-
-		ck_assert_int_eq(sscanf(v + 2 * i, "%2x", &x), 1);
-		out[i] = (uint8_t)x;
-	}
-	return len / 2;
-}
-
-static uint64_t kat_u64(const char *vector, const char *key)
-{
-	size_t len = 0;
-	const char *v = kat_find(vector, key, &len);
-	char tmp[32];
-
-	ck_assert_msg(v != NULL && len > 0 && len < sizeof tmp, "no %s", key);
-	memcpy(tmp, v, len);
-	tmp[len] = '\0';
-	return strtoull(tmp, NULL, 10);
-}
+/* The known-answer file (read-only; see its header). */
+#define VECTORS "changeset-kat.txt"
 
 struct kat_cs {
 	uint8_t seed[32], author[32], prev[32], body_hash[32], id[32];
@@ -162,24 +63,29 @@ static void kat_cs_load(const char *name, struct kat_cs *k)
 	const char *scope;
 
 	memset(k, 0, sizeof *k);
-	ck_assert_uint_eq(kat_hex(name, "seed", k->seed, 32), 32);
-	ck_assert_uint_eq(kat_hex(name, "author", k->author, 32), 32);
-	ck_assert_uint_eq(kat_hex(name, "prev", k->prev, 32), 32);
-	ck_assert_uint_eq(kat_hex(name, "body_hash", k->body_hash, 32), 32);
-	ck_assert_uint_eq(kat_hex(name, "id", k->id, 32), 32);
-	ck_assert_uint_eq(kat_hex(name, "signature", k->sig, SIGN_BYTES),
-			  SIGN_BYTES);
-	k->seq = kat_u64(name, "seq");
-	k->hlc = kat_u64(name, "hlc");
-	k->schema = kat_u64(name, "schema_version");
-	scope = kat_find(name, "scope", &len);
+	ck_assert_uint_eq(kat_hex(VECTORS, name, "seed", k->seed, 32), 32);
+	ck_assert_uint_eq(kat_hex(VECTORS, name, "author", k->author, 32), 32);
+	ck_assert_uint_eq(kat_hex(VECTORS, name, "prev", k->prev, 32), 32);
+	ck_assert_uint_eq(kat_hex(VECTORS, name, "body_hash", k->body_hash, 32),
+			  32);
+	ck_assert_uint_eq(kat_hex(VECTORS, name, "id", k->id, 32), 32);
+	ck_assert_uint_eq(
+	    kat_hex(VECTORS, name, "signature", k->sig, SIGN_BYTES),
+	    SIGN_BYTES);
+	k->seq = kat_u64(VECTORS, name, "seq");
+	k->hlc = kat_u64(VECTORS, name, "hlc");
+	k->schema = kat_u64(VECTORS, name, "schema_version");
+	scope = kat_find(VECTORS, name, "scope", &len);
 	ck_assert_ptr_nonnull(scope);
 	ck_assert_uint_le(len, CHANGESET_SCOPE_MAX);
 	memcpy(k->scope, scope, len);
-	k->body_len = kat_hex(name, "body", k->body, sizeof k->body);
-	k->env_len = kat_hex(name, "envelope", k->envelope, sizeof k->envelope);
-	k->msg_len = kat_hex(name, "message", k->message, sizeof k->message);
-	k->enc_len = kat_hex(name, "encoded", k->encoded, sizeof k->encoded);
+	k->body_len = kat_hex(VECTORS, name, "body", k->body, sizeof k->body);
+	k->env_len =
+	    kat_hex(VECTORS, name, "envelope", k->envelope, sizeof k->envelope);
+	k->msg_len =
+	    kat_hex(VECTORS, name, "message", k->message, sizeof k->message);
+	k->enc_len =
+	    kat_hex(VECTORS, name, "encoded", k->encoded, sizeof k->encoded);
 }
 
 /* ---- an encoder of our own, written from FORMAT.md, with no checks, so
@@ -303,7 +209,7 @@ START_TEST(kat_encode_matches_file)
 	size_t count, v;
 
 	keys_init();
-	count = kat_names(names, 8);
+	count = kat_names(VECTORS, NULL, names, 8);
 	ck_assert_uint_ge(count, 3);
 	for (v = 0; v < count; v++) {
 		struct kat_cs k;
@@ -376,7 +282,7 @@ START_TEST(kat_decode_gives_fields)
 	struct kat_cs first;
 
 	keys_init();
-	count = kat_names(names, 8);
+	count = kat_names(VECTORS, NULL, names, 8);
 	for (v = 0; v < count; v++) {
 		struct kat_cs k;
 		struct changeset cs;
@@ -581,7 +487,7 @@ START_TEST(truncated_at_every_offset)
 	size_t count, v, cut;
 
 	keys_init();
-	count = kat_names(names, 8);
+	count = kat_names(VECTORS, NULL, names, 8);
 	for (v = 0; v < count; v++) {
 		struct kat_cs k;
 
@@ -1108,7 +1014,7 @@ START_TEST(any_flip_is_caught)
 	size_t count, v, i, m;
 
 	keys_init();
-	count = kat_names(names, 8);
+	count = kat_names(VECTORS, NULL, names, 8);
 	for (v = 0; v < count; v++) {
 		struct kat_cs k;
 		uint8_t in[sizeof k.encoded];

@@ -11,6 +11,7 @@
 #include <sodium.h>
 
 #include "checkpoint.h"
+#include "kat.h"
 #include "mem.h"
 #include "sign.h"
 #include "wire.h"
@@ -36,116 +37,8 @@ static void keys_init(void)
 	crypto_sign_seed_keypair(pk_b, sk_b, seed);
 }
 
-/* ---- reading the known-answer file (read-only; see its header) ---- */
-
-static char *kat_text(void)
-{
-	static char *text;
-	const char *dir = getenv("BRANCHSYNC_VECTORS");
-	char path[4096];
-	FILE *f;
-	long n;
-
-	if (text)
-		return text;
-	ck_assert_msg(dir != NULL, "BRANCHSYNC_VECTORS is not set");
-	snprintf(path, sizeof path, "%s/checkpoint-kat.txt", dir);
-	f = fopen(path, "rb");
-	ck_assert_msg(f != NULL, "cannot open %s", path);
-	ck_assert_int_eq(fseek(f, 0, SEEK_END), 0);
-	n = ftell(f);
-	ck_assert_int_gt(n, 0);
-	rewind(f);
-	text = malloc((size_t)n + 1);
-	ck_assert_ptr_nonnull(text);
-	ck_assert_uint_eq(fread(text, 1, (size_t)n, f), (size_t)n);
-	text[n] = '\0';
-	fclose(f);
-	return text;
-}
-
-static const char *kat_find(const char *vector, const char *key, size_t *len)
-{
-	const char *line = kat_text();
-	size_t klen = strlen(key);
-	int in = 0;
-
-	while (*line) {
-		const char *end = strchr(line, '\n');
-		size_t n = end ? (size_t)(end - line) : strlen(line);
-
-		if (n > 7 && strncmp(line, "vector ", 7) == 0) {
-			in = n - 7 == strlen(vector) &&
-			     strncmp(line + 7, vector, n - 7) == 0;
-		} else if (in && n > klen && line[klen] == ' ' &&
-			   strncmp(line, key, klen) == 0) {
-			*len = n - klen - 1;
-			return line + klen + 1;
-		}
-		line += n + (end ? 1 : 0);
-	}
-	return NULL;
-}
-
-static int kat_is(const char *vector, const char *key, const char *value)
-{
-	size_t len = 0;
-	const char *v = kat_find(vector, key, &len);
-
-	return v && len == strlen(value) && strncmp(v, value, len) == 0;
-}
-
-/* Names of the records of one type, in file order; returns how many. */
-static size_t kat_names(const char *type, char names[][32], size_t max)
-{
-	const char *line = kat_text();
-	size_t count = 0;
-
-	while (*line) {
-		const char *end = strchr(line, '\n');
-		size_t n = end ? (size_t)(end - line) : strlen(line);
-
-		if (n > 7 && strncmp(line, "vector ", 7) == 0) {
-			ck_assert_uint_lt(count, max);
-			ck_assert_uint_lt(n - 7, 32);
-			memcpy(names[count], line + 7, n - 7);
-			names[count][n - 7] = '\0';
-			if (kat_is(names[count], "type", type))
-				count++;
-		}
-		line += n + (end ? 1 : 0);
-	}
-	return count;
-}
-
-static size_t kat_hex(const char *vector, const char *key, uint8_t *out,
-		      size_t max)
-{
-	size_t len = 0, i;
-	const char *v = kat_find(vector, key, &len);
-
-	ck_assert_msg(v != NULL, "vector %s has no %s", vector, key);
-	ck_assert_msg(len % 2 == 0 && len / 2 <= max, "bad hex in %s", key);
-	for (i = 0; i < len / 2; i++) {
-		unsigned x;
-
-		ck_assert_int_eq(sscanf(v + 2 * i, "%2x", &x), 1);
-		out[i] = (uint8_t)x;
-	}
-	return len / 2;
-}
-
-static uint64_t kat_u64(const char *vector, const char *key)
-{
-	size_t len = 0;
-	const char *v = kat_find(vector, key, &len);
-	char tmp[32];
-
-	ck_assert_msg(v != NULL && len > 0 && len < sizeof tmp, "no %s", key);
-	memcpy(tmp, v, len);
-	tmp[len] = '\0';
-	return strtoull(tmp, NULL, 10);
-}
+/* The known-answer file (read-only; see its header). */
+#define VECTORS "checkpoint-kat.txt"
 
 /* What every record has. */
 struct kat_common {
@@ -156,13 +49,15 @@ struct kat_common {
 
 static void kat_common_load(const char *name, struct kat_common *k)
 {
-	ck_assert_uint_eq(kat_hex(name, "seed", k->seed, 32), 32);
-	ck_assert_uint_eq(kat_hex(name, "public", k->public, 32), 32);
-	ck_assert_uint_eq(kat_hex(name, "signature", k->sig, SIGN_BYTES),
-			  SIGN_BYTES);
-	k->unsigned_len = kat_hex(name, "unsigned", k->unsigned_, ENC_MAX);
-	k->msg_len = kat_hex(name, "message", k->message, ENC_MAX);
-	k->enc_len = kat_hex(name, "encoded", k->encoded, ENC_MAX);
+	ck_assert_uint_eq(kat_hex(VECTORS, name, "seed", k->seed, 32), 32);
+	ck_assert_uint_eq(kat_hex(VECTORS, name, "public", k->public, 32), 32);
+	ck_assert_uint_eq(
+	    kat_hex(VECTORS, name, "signature", k->sig, SIGN_BYTES),
+	    SIGN_BYTES);
+	k->unsigned_len =
+	    kat_hex(VECTORS, name, "unsigned", k->unsigned_, ENC_MAX);
+	k->msg_len = kat_hex(VECTORS, name, "message", k->message, ENC_MAX);
+	k->enc_len = kat_hex(VECTORS, name, "encoded", k->encoded, ENC_MAX);
 }
 
 /* ---- encoders of our own, written from FORMAT.md, with no checks ---- */
@@ -308,7 +203,7 @@ START_TEST(kat_checkpoints)
 	size_t count, v;
 
 	keys_init();
-	count = kat_names("checkpoint", names, 8);
+	count = kat_names(VECTORS, "checkpoint", names, 8);
 	ck_assert_uint_ge(count, 2);
 	for (v = 0; v < count; v++) {
 		struct kat_common k;
@@ -321,16 +216,18 @@ START_TEST(kat_checkpoints)
 		check_label_message(&k, "branchsync/checkpoint/v1");
 		crypto_sign_seed_keypair(pk, sk, k.seed);
 		ck_assert_mem_eq(pk, k.public, 32);
-		olen = kat_hex(names[v], "origin", origin, sizeof origin);
-		ck_assert_uint_eq(kat_hex(names[v], "root", root, 32), 32);
+		olen =
+		    kat_hex(VECTORS, names[v], "origin", origin, sizeof origin);
+		ck_assert_uint_eq(kat_hex(VECTORS, names[v], "root", root, 32),
+				  32);
 
 		/* Signing the fields gives the file's bytes. */
 		memset(&cp, 0, sizeof cp);
 		ck_assert_uint_le(olen, CHECKPOINT_ORIGIN_MAX);
 		memcpy(cp.origin, origin, olen);
-		cp.size = kat_u64(names[v], "size");
+		cp.size = kat_u64(VECTORS, names[v], "size");
 		memcpy(cp.root, root, 32);
-		cp.time_ms = kat_u64(names[v], "time_ms");
+		cp.time_ms = kat_u64(VECTORS, names[v], "time_ms");
 		buf_init(&out, ENC_MAX);
 		ck_assert_int_eq(checkpoint_sign(&cp, sk, &out), BS_OK);
 		ck_assert_uint_eq(out.len, k.enc_len);
@@ -371,7 +268,7 @@ START_TEST(kat_receipts)
 	size_t count, v;
 
 	keys_init();
-	count = kat_names("receipt", names, 8);
+	count = kat_names(VECTORS, "receipt", names, 8);
 	ck_assert_uint_ge(count, 2);
 	for (v = 0; v < count; v++) {
 		struct kat_common k;
@@ -380,24 +277,27 @@ START_TEST(kat_receipts)
 		uint8_t pk[32], sk[64], id[32], cp_enc[ENC_MAX], raw[ENC_MAX];
 		char cpname[32];
 		size_t len = 0, cp_len;
-		const char *cpref = kat_find(names[v], "checkpoint", &len);
+		const char *cpref =
+		    kat_find(VECTORS, names[v], "checkpoint", &len);
 
 		kat_common_load(names[v], &k);
 		check_label_message(&k, "branchsync/receipt/v1");
 		crypto_sign_seed_keypair(pk, sk, k.seed);
 		ck_assert_mem_eq(pk, k.public, 32);
-		ck_assert_uint_eq(kat_hex(names[v], "changeset_id", id, 32), 32);
+		ck_assert_uint_eq(
+		    kat_hex(VECTORS, names[v], "changeset_id", id, 32), 32);
 		ck_assert_ptr_nonnull(cpref);
 		ck_assert_uint_lt(len, sizeof cpname);
 		memcpy(cpname, cpref, len);
 		cpname[len] = '\0';
-		ck_assert(kat_is(cpname, "type", "checkpoint"));
-		cp_len = kat_hex(cpname, "encoded", cp_enc, sizeof cp_enc);
+		ck_assert(kat_is(VECTORS, cpname, "type", "checkpoint"));
+		cp_len =
+		    kat_hex(VECTORS, cpname, "encoded", cp_enc, sizeof cp_enc);
 
 		/* Signing the fields around the named checkpoint. */
 		memset(&r, 0, sizeof r);
 		memcpy(r.changeset_id, id, 32);
-		r.index = kat_u64(names[v], "index");
+		r.index = kat_u64(VECTORS, names[v], "index");
 		ck_assert_int_eq(checkpoint_decode(cp_enc, cp_len, &r.checkpoint),
 				 BS_OK);
 		buf_init(&out, ENC_MAX);
@@ -552,7 +452,7 @@ START_TEST(truncated_at_every_offset)
 	size_t count, v, cut;
 
 	keys_init();
-	count = kat_names("checkpoint", names, 8);
+	count = kat_names(VECTORS, "checkpoint", names, 8);
 	for (v = 0; v < count; v++) {
 		struct kat_common k;
 
@@ -563,7 +463,7 @@ START_TEST(truncated_at_every_offset)
 					      BS_ETRUNCATED,
 				      "%s cut at %zu", names[v], cut);
 	}
-	count = kat_names("receipt", names, 8);
+	count = kat_names(VECTORS, "receipt", names, 8);
 	for (v = 0; v < count; v++) {
 		struct kat_common k;
 
@@ -850,7 +750,7 @@ START_TEST(any_flip_is_caught)
 
 	keys_init();
 	for (t = 0; t < 2; t++) {
-		count = kat_names(types[t], names, 8);
+		count = kat_names(VECTORS, types[t], names, 8);
 		for (v = 0; v < count; v++) {
 			struct kat_common k;
 			uint8_t in[ENC_MAX];

@@ -11,6 +11,7 @@
 #include <sodium.h>
 
 #include "enrollment.h"
+#include "kat.h"
 #include "mem.h"
 #include "sign.h"
 #include "wire.h"
@@ -43,131 +44,8 @@ static void keys_init(void)
 	crypto_sign_seed_keypair(pk_b, sk_b, seed);
 }
 
-/* ---- reading the known-answer file (read-only; see its header) ---- */
-
-static char *kat_text(void)
-{
-	static char *text;
-	const char *dir = getenv("BRANCHSYNC_VECTORS");
-	char path[4096];
-	FILE *f;
-	long n;
-
-	if (text)
-		return text;
-	ck_assert_msg(dir != NULL, "BRANCHSYNC_VECTORS is not set");
-	snprintf(path, sizeof path, "%s/enrollment-kat.txt", dir);
-	f = fopen(path, "rb");
-	ck_assert_msg(f != NULL, "cannot open %s", path);
-	ck_assert_int_eq(fseek(f, 0, SEEK_END), 0);
-	n = ftell(f);
-	ck_assert_int_gt(n, 0);
-	rewind(f);
-	text = malloc((size_t)n + 1);
-	ck_assert_ptr_nonnull(text);
-	ck_assert_uint_eq(fread(text, 1, (size_t)n, f), (size_t)n);
-	text[n] = '\0';
-	fclose(f);
-	return text;
-}
-
-/* Value of `key` in record `vector`, or NULL; *len gets its length. */
-static const char *kat_find(const char *vector, const char *key, size_t *len)
-{
-	const char *line = kat_text();
-	size_t klen = strlen(key);
-	int in = 0;
-
-	while (*line) {
-		const char *end = strchr(line, '\n');
-		size_t n = end ? (size_t)(end - line) : strlen(line);
-
-		if (n > 7 && strncmp(line, "vector ", 7) == 0) {
-			in = n - 7 == strlen(vector) &&
-			     strncmp(line + 7, vector, n - 7) == 0;
-		} else if (in && n > klen && line[klen] == ' ' &&
-			   strncmp(line, key, klen) == 0) {
-			*len = n - klen - 1;
-			return line + klen + 1;
-		}
-		line += n + (end ? 1 : 0);
-	}
-	return NULL;
-}
-
-static int kat_is(const char *vector, const char *key, const char *value)
-{
-	size_t len = 0;
-	const char *v = kat_find(vector, key, &len);
-
-	return v && len == strlen(value) && strncmp(v, value, len) == 0;
-}
-
-/* Names of the records whose type is `type` (NULL: all), in file order. */
-static size_t kat_names(const char *type, char names[][32], size_t max)
-{
-	const char *line = kat_text();
-	size_t count = 0;
-
-	while (*line) {
-		const char *end = strchr(line, '\n');
-		size_t n = end ? (size_t)(end - line) : strlen(line);
-
-		if (n > 7 && strncmp(line, "vector ", 7) == 0) {
-			ck_assert_uint_lt(count, max);
-			ck_assert_uint_lt(n - 7, 32);
-			memcpy(names[count], line + 7, n - 7);
-			names[count][n - 7] = '\0';
-			if (!type || kat_is(names[count], "type", type))
-				count++;
-		}
-		line += n + (end ? 1 : 0);
-	}
-	return count;
-}
-
-/* Hex value (`-` is the empty string) into out; returns its length. */
-static size_t kat_hex(const char *vector, const char *key, uint8_t *out,
-		      size_t max)
-{
-	size_t len = 0, i;
-	const char *v = kat_find(vector, key, &len);
-
-	ck_assert_msg(v != NULL, "vector %s has no %s", vector, key);
-	if (len == 1 && v[0] == '-')
-		return 0;
-	ck_assert_msg(len % 2 == 0 && len / 2 <= max, "bad hex in %s", key);
-	for (i = 0; i < len / 2; i++) {
-		unsigned x;
-
-		ck_assert_int_eq(sscanf(v + 2 * i, "%2x", &x), 1);
-		out[i] = (uint8_t)x;
-	}
-	return len / 2;
-}
-
-static uint64_t kat_u64(const char *vector, const char *key)
-{
-	size_t len = 0;
-	const char *v = kat_find(vector, key, &len);
-	char tmp[32];
-
-	ck_assert_msg(v != NULL && len > 0 && len < sizeof tmp, "no %s", key);
-	memcpy(tmp, v, len);
-	tmp[len] = '\0';
-	return strtoull(tmp, NULL, 10);
-}
-
-/* Literal value into a NUL-terminated dst of max+1 bytes. */
-static void kat_str(const char *vector, const char *key, char *dst, size_t max)
-{
-	size_t len = 0;
-	const char *v = kat_find(vector, key, &len);
-
-	ck_assert_msg(v != NULL && len <= max, "no %s in %s", key, vector);
-	memcpy(dst, v, len);
-	dst[len] = '\0';
-}
+/* The known-answer file (read-only; see its header). */
+#define VECTORS "enrollment-kat.txt"
 
 /* What every record has. */
 struct kat_common {
@@ -180,15 +58,17 @@ struct kat_common {
 static void kat_common_load(const char *name, struct kat_common *k)
 {
 	memset(k, 0, sizeof *k);
-	ck_assert_uint_eq(kat_hex(name, "seed", k->seed, 32), 32);
-	ck_assert_uint_eq(kat_hex(name, "public", k->public, 32), 32);
-	ck_assert_uint_eq(kat_hex(name, "device", k->device, 32), 32);
-	ck_assert_uint_eq(kat_hex(name, "signature", k->sig, SIGN_BYTES),
-			  SIGN_BYTES);
-	k->time_ms = kat_u64(name, "time_ms");
-	k->unsigned_len = kat_hex(name, "unsigned", k->unsigned_, ENC_MAX);
-	k->msg_len = kat_hex(name, "message", k->message, ENC_MAX);
-	k->enc_len = kat_hex(name, "encoded", k->encoded, ENC_MAX);
+	ck_assert_uint_eq(kat_hex(VECTORS, name, "seed", k->seed, 32), 32);
+	ck_assert_uint_eq(kat_hex(VECTORS, name, "public", k->public, 32), 32);
+	ck_assert_uint_eq(kat_hex(VECTORS, name, "device", k->device, 32), 32);
+	ck_assert_uint_eq(
+	    kat_hex(VECTORS, name, "signature", k->sig, SIGN_BYTES),
+	    SIGN_BYTES);
+	k->time_ms = kat_u64(VECTORS, name, "time_ms");
+	k->unsigned_len =
+	    kat_hex(VECTORS, name, "unsigned", k->unsigned_, ENC_MAX);
+	k->msg_len = kat_hex(VECTORS, name, "message", k->message, ENC_MAX);
+	k->enc_len = kat_hex(VECTORS, name, "encoded", k->encoded, ENC_MAX);
 }
 
 /* The file agrees with itself: message = label 0x00 unsigned, the
@@ -366,7 +246,7 @@ static enum bs_status rv_open(const uint8_t *p, size_t len)
 /* Opens as the record's type says. */
 static enum bs_status kat_open(const char *name, const uint8_t *p, size_t len)
 {
-	return kat_is(name, "type", "enrollment") ? en_open(p, len)
+	return kat_is(VECTORS, name, "type", "enrollment") ? en_open(p, len)
 						  : rv_open(p, len);
 }
 
@@ -378,7 +258,7 @@ START_TEST(kat_enrollments)
 	size_t count, v;
 
 	keys_init();
-	count = kat_names("enrollment", names, 16);
+	count = kat_names(VECTORS, "enrollment", names, 16);
 	ck_assert_uint_ge(count, 4);
 	for (v = 0; v < count; v++) {
 		struct kat_common k;
@@ -393,16 +273,20 @@ START_TEST(kat_enrollments)
 		check_label_message(&k, enrollment_label);
 		crypto_sign_seed_keypair(pk, sk, k.seed);
 		ck_assert_mem_eq(pk, k.public, 32);
-		name_len = kat_hex(names[v], "name", name, sizeof name);
+		name_len =
+		    kat_hex(VECTORS, names[v], "name", name, sizeof name);
 		ck_assert_uint_le(name_len, ENROLLMENT_NAME_MAX);
 
 		memset(&en, 0, sizeof en);
 		memcpy(en.device, k.device, 32);
-		en.role = (enum enrollment_role)kat_u64(names[v], "role");
-		kat_str(names[v], "scope", en.scope, ENROLLMENT_SCOPE_MAX);
+		en.role =
+		    (enum enrollment_role)kat_u64(VECTORS, names[v], "role");
+		kat_str(VECTORS, names[v], "scope", en.scope,
+			ENROLLMENT_SCOPE_MAX);
 		memcpy(en.name, name, name_len);
 		en.time_ms = k.time_ms;
-		kat_str(names[v], "role_name", role_name, sizeof role_name - 1);
+		kat_str(VECTORS, names[v], "role_name", role_name,
+			sizeof role_name - 1);
 		ck_assert_str_eq(enrollment_role_name(en.role), role_name);
 
 		/* Signing the fields gives the file's bytes. */
@@ -449,7 +333,7 @@ START_TEST(kat_revocations)
 	size_t count, v;
 
 	keys_init();
-	count = kat_names("revocation", names, 16);
+	count = kat_names(VECTORS, "revocation", names, 16);
 	ck_assert_uint_ge(count, 3);
 	for (v = 0; v < count; v++) {
 		struct kat_common k;
@@ -463,7 +347,8 @@ START_TEST(kat_revocations)
 		check_label_message(&k, revocation_label);
 		crypto_sign_seed_keypair(pk, sk, k.seed);
 		ck_assert_mem_eq(pk, k.public, 32);
-		reason_len = kat_hex(names[v], "reason", reason, sizeof reason);
+		reason_len =
+		    kat_hex(VECTORS, names[v], "reason", reason, sizeof reason);
 		ck_assert_uint_le(reason_len, REVOCATION_REASON_MAX);
 
 		memset(&rv, 0, sizeof rv);
@@ -688,7 +573,7 @@ START_TEST(truncated_at_every_offset)
 	size_t count, v, cut;
 
 	keys_init();
-	count = kat_names(NULL, names, 16);
+	count = kat_names(VECTORS, NULL, names, 16);
 	ck_assert_uint_ge(count, 7);
 	for (v = 0; v < count; v++) {
 		struct kat_common k;
@@ -709,7 +594,7 @@ START_TEST(trailing_bytes)
 	size_t count, v;
 
 	keys_init();
-	count = kat_names(NULL, names, 16);
+	count = kat_names(VECTORS, NULL, names, 16);
 	for (v = 0; v < count; v++) {
 		struct kat_common k;
 		uint8_t in[ENC_MAX + 2];
@@ -1186,7 +1071,7 @@ START_TEST(signature_flips)
 	size_t count, v, i, m;
 
 	keys_init();
-	count = kat_names(NULL, names, 16);
+	count = kat_names(VECTORS, NULL, names, 16);
 	for (v = 0; v < count; v++) {
 		struct kat_common k;
 		uint8_t in[ENC_MAX];
@@ -1320,7 +1205,7 @@ START_TEST(any_flip_is_caught)
 	size_t count, v, i, m;
 
 	keys_init();
-	count = kat_names(NULL, names, 16);
+	count = kat_names(VECTORS, NULL, names, 16);
 	for (v = 0; v < count; v++) {
 		struct kat_common k;
 		uint8_t in[ENC_MAX];

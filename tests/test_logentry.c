@@ -13,6 +13,7 @@
 
 #include "changeset.h"
 #include "enrollment.h"
+#include "kat.h"
 #include "logentry.h"
 #include "mem.h"
 #include "sign.h"
@@ -39,123 +40,8 @@ static void keys_init(void)
 	crypto_sign_seed_keypair(pk_s, sk_s, seed);
 }
 
-/* ---- reading known-answer files (read-only; see their headers) ---- */
-
-static const char *kat_text(const char *file)
-{
-	static char *text[3];
-	static char *names[3];
-	const char *dir = getenv("BRANCHSYNC_VECTORS");
-	char path[4096];
-	FILE *f;
-	long n;
-	int i;
-
-	for (i = 0; i < 3 && names[i]; i++)
-		if (strcmp(names[i], file) == 0)
-			return text[i];
-	ck_assert_int_lt(i, 3);
-	ck_assert_msg(dir != NULL, "BRANCHSYNC_VECTORS is not set");
-	snprintf(path, sizeof path, "%s/%s", dir, file);
-	f = fopen(path, "rb");
-	ck_assert_msg(f != NULL, "cannot open %s", path);
-	ck_assert_int_eq(fseek(f, 0, SEEK_END), 0);
-	n = ftell(f);
-	ck_assert_int_gt(n, 0);
-	rewind(f);
-	text[i] = malloc((size_t)n + 1);
-	ck_assert_ptr_nonnull(text[i]);
-	ck_assert_uint_eq(fread(text[i], 1, (size_t)n, f), (size_t)n);
-	text[i][n] = '\0';
-	fclose(f);
-	names[i] = strdup(file);
-	ck_assert_ptr_nonnull(names[i]);
-	return text[i];
-}
-
-/* Value of `key` in record `vector` of `file`, or NULL. */
-static const char *kat_find_in(const char *file, const char *vector,
-			       const char *key, size_t *len)
-{
-	const char *line = kat_text(file);
-	size_t klen = strlen(key);
-	int in = 0;
-
-	while (*line) {
-		const char *end = strchr(line, '\n');
-		size_t n = end ? (size_t)(end - line) : strlen(line);
-
-		if (n > 7 && strncmp(line, "vector ", 7) == 0) {
-			in = n - 7 == strlen(vector) &&
-			     strncmp(line + 7, vector, n - 7) == 0;
-		} else if (in && n > klen && line[klen] == ' ' &&
-			   strncmp(line, key, klen) == 0) {
-			*len = n - klen - 1;
-			return line + klen + 1;
-		}
-		line += n + (end ? 1 : 0);
-	}
-	return NULL;
-}
-
-static size_t kat_names(char names[][32], size_t max)
-{
-	const char *line = kat_text("logentry-kat.txt");
-	size_t count = 0;
-
-	while (*line) {
-		const char *end = strchr(line, '\n');
-		size_t n = end ? (size_t)(end - line) : strlen(line);
-
-		if (n > 7 && strncmp(line, "vector ", 7) == 0) {
-			ck_assert_uint_lt(count, max);
-			ck_assert_uint_lt(n - 7, 32);
-			memcpy(names[count], line + 7, n - 7);
-			names[count][n - 7] = '\0';
-			count++;
-		}
-		line += n + (end ? 1 : 0);
-	}
-	return count;
-}
-
-/* Hex value (`-` is the empty string) into out; returns its length. */
-static size_t kat_hex_in(const char *file, const char *vector,
-			 const char *key, uint8_t *out, size_t max)
-{
-	size_t len = 0, i;
-	const char *v = kat_find_in(file, vector, key, &len);
-
-	ck_assert_msg(v != NULL, "vector %s has no %s", vector, key);
-	if (len == 1 && v[0] == '-')
-		return 0;
-	ck_assert_msg(len % 2 == 0 && len / 2 <= max, "bad hex in %s", key);
-	for (i = 0; i < len / 2; i++) {
-		unsigned x;
-
-		ck_assert_int_eq(sscanf(v + 2 * i, "%2x", &x), 1);
-		out[i] = (uint8_t)x;
-	}
-	return len / 2;
-}
-
-static size_t kat_hex(const char *vector, const char *key, uint8_t *out,
-		      size_t max)
-{
-	return kat_hex_in("logentry-kat.txt", vector, key, out, max);
-}
-
-static uint64_t kat_u64(const char *vector, const char *key)
-{
-	size_t len = 0;
-	const char *v = kat_find_in("logentry-kat.txt", vector, key, &len);
-	char tmp[32];
-
-	ck_assert_msg(v != NULL && len > 0 && len < sizeof tmp, "no %s", key);
-	memcpy(tmp, v, len);
-	tmp[len] = '\0';
-	return strtoull(tmp, NULL, 10);
-}
+/* The known-answer file (read-only; see its header). */
+#define VECTORS "logentry-kat.txt"
 
 struct kat_le {
 	uint64_t kind, verdict;
@@ -170,13 +56,14 @@ static void kat_le_load(const char *name, struct kat_le *k)
 	const char *src, *sp;
 
 	memset(k, 0, sizeof *k);
-	k->kind = kat_u64(name, "kind");
-	k->verdict = kat_u64(name, "verdict");
-	k->reason_len = kat_hex(name, "reason", k->reason, sizeof k->reason);
-	k->payload_len = kat_hex(name, "payload", k->payload, ENC_MAX);
-	k->enc_len = kat_hex(name, "encoded", k->encoded, ENC_MAX);
-	ck_assert_uint_eq(kat_hex(name, "leaf_hash", k->leaf, 32), 32);
-	src = kat_find_in("logentry-kat.txt", name, "payload_of", &len);
+	k->kind = kat_u64(VECTORS, name, "kind");
+	k->verdict = kat_u64(VECTORS, name, "verdict");
+	k->reason_len =
+	    kat_hex(VECTORS, name, "reason", k->reason, sizeof k->reason);
+	k->payload_len = kat_hex(VECTORS, name, "payload", k->payload, ENC_MAX);
+	k->enc_len = kat_hex(VECTORS, name, "encoded", k->encoded, ENC_MAX);
+	ck_assert_uint_eq(kat_hex(VECTORS, name, "leaf_hash", k->leaf, 32), 32);
+	src = kat_find(VECTORS, name, "payload_of", &len);
 	ck_assert_ptr_nonnull(src);
 	sp = memchr(src, ' ', len);
 	ck_assert_ptr_nonnull(sp);
@@ -269,7 +156,7 @@ START_TEST(kat_entries)
 	size_t count, v;
 
 	keys_init();
-	count = kat_names(names, 16);
+	count = kat_names(VECTORS, NULL, names, 16);
 	ck_assert_uint_ge(count, 5);
 	for (v = 0; v < count; v++) {
 		struct kat_le k;
@@ -281,7 +168,7 @@ START_TEST(kat_entries)
 
 		kat_le_load(names[v], &k);
 		/* The payload is the named vector's signed object. */
-		src_len = kat_hex_in(k.src_file, k.src_vector, "encoded", src,
+		src_len = kat_hex(k.src_file, k.src_vector, "encoded", src,
 				     sizeof src);
 		ck_assert_uint_eq(src_len, k.payload_len);
 		ck_assert_mem_eq(src, k.payload, src_len);
@@ -517,7 +404,7 @@ START_TEST(truncated_at_every_offset)
 	char names[16][32];
 	size_t count, v, cut;
 
-	count = kat_names(names, 16);
+	count = kat_names(VECTORS, NULL, names, 16);
 	for (v = 0; v < count; v++) {
 		struct kat_le k;
 
@@ -535,7 +422,7 @@ START_TEST(trailing_bytes)
 	char names[16][32];
 	size_t count, v;
 
-	count = kat_names(names, 16);
+	count = kat_names(VECTORS, NULL, names, 16);
 	for (v = 0; v < count; v++) {
 		struct kat_le k;
 		uint8_t in[ENC_MAX + 2];
@@ -795,7 +682,7 @@ START_TEST(decode_never_allocates)
 	char names[16][32];
 	size_t count, v;
 
-	count = kat_names(names, 16);
+	count = kat_names(VECTORS, NULL, names, 16);
 	for (v = 0; v < count; v++) {
 		struct kat_le k;
 		struct logentry le;

@@ -10,6 +10,7 @@
 
 #include <sodium.h>
 
+#include "kat.h"
 #include "mem.h"
 #include "request.h"
 #include "sign.h"
@@ -37,106 +38,8 @@ static void keys_init(void)
 	crypto_sign_seed_keypair(pk_c, sk_c, seed);
 }
 
-/* ---- reading the known-answer file (read-only; see its header) ---- */
-
-static char *kat_text(void)
-{
-	static char *text;
-	const char *dir = getenv("BRANCHSYNC_VECTORS");
-	char path[4096];
-	FILE *f;
-	long n;
-
-	if (text)
-		return text;
-	ck_assert_msg(dir != NULL, "BRANCHSYNC_VECTORS is not set");
-	snprintf(path, sizeof path, "%s/request-kat.txt", dir);
-	f = fopen(path, "rb");
-	ck_assert_msg(f != NULL, "cannot open %s", path);
-	ck_assert_int_eq(fseek(f, 0, SEEK_END), 0);
-	n = ftell(f);
-	ck_assert_int_gt(n, 0);
-	rewind(f);
-	text = malloc((size_t)n + 1);
-	ck_assert_ptr_nonnull(text);
-	ck_assert_uint_eq(fread(text, 1, (size_t)n, f), (size_t)n);
-	text[n] = '\0';
-	fclose(f);
-	return text;
-}
-
-static const char *kat_find(const char *vector, const char *key, size_t *len)
-{
-	const char *line = kat_text();
-	size_t klen = strlen(key);
-	int in = 0;
-
-	while (*line) {
-		const char *end = strchr(line, '\n');
-		size_t n = end ? (size_t)(end - line) : strlen(line);
-
-		if (n > 7 && strncmp(line, "vector ", 7) == 0) {
-			in = n - 7 == strlen(vector) &&
-			     strncmp(line + 7, vector, n - 7) == 0;
-		} else if (in && n > klen && line[klen] == ' ' &&
-			   strncmp(line, key, klen) == 0) {
-			*len = n - klen - 1;
-			return line + klen + 1;
-		}
-		line += n + (end ? 1 : 0);
-	}
-	return NULL;
-}
-
-static size_t kat_names(char names[][32], size_t max)
-{
-	const char *line = kat_text();
-	size_t count = 0;
-
-	while (*line) {
-		const char *end = strchr(line, '\n');
-		size_t n = end ? (size_t)(end - line) : strlen(line);
-
-		if (n > 7 && strncmp(line, "vector ", 7) == 0) {
-			ck_assert_uint_lt(count, max);
-			ck_assert_uint_lt(n - 7, 32);
-			memcpy(names[count], line + 7, n - 7);
-			names[count][n - 7] = '\0';
-			count++;
-		}
-		line += n + (end ? 1 : 0);
-	}
-	return count;
-}
-
-static size_t kat_hex(const char *vector, const char *key, uint8_t *out,
-		      size_t max)
-{
-	size_t len = 0, i;
-	const char *v = kat_find(vector, key, &len);
-
-	ck_assert_msg(v != NULL, "vector %s has no %s", vector, key);
-	if (len == 1 && v[0] == '-')
-		return 0;
-	ck_assert_msg(len % 2 == 0 && len / 2 <= max, "bad hex in %s", key);
-	for (i = 0; i < len / 2; i++) {
-		unsigned x;
-
-		ck_assert_int_eq(sscanf(v + 2 * i, "%2x", &x), 1);
-		out[i] = (uint8_t)x;
-	}
-	return len / 2;
-}
-
-static void kat_str(const char *vector, const char *key, char *dst, size_t max)
-{
-	size_t len = 0;
-	const char *v = kat_find(vector, key, &len);
-
-	ck_assert_msg(v != NULL && len <= max, "no %s in %s", key, vector);
-	memcpy(dst, v, len);
-	dst[len] = '\0';
-}
+/* The known-answer file (read-only; see its header). */
+#define VECTORS "request-kat.txt"
 
 struct kat_req {
 	uint8_t seed[32], device[32], body_hash[32], challenge[32];
@@ -149,17 +52,20 @@ struct kat_req {
 static void kat_req_load(const char *name, struct kat_req *k)
 {
 	memset(k, 0, sizeof *k);
-	ck_assert_uint_eq(kat_hex(name, "seed", k->seed, 32), 32);
-	ck_assert_uint_eq(kat_hex(name, "device", k->device, 32), 32);
-	ck_assert_uint_eq(kat_hex(name, "body_hash", k->body_hash, 32), 32);
-	ck_assert_uint_eq(kat_hex(name, "challenge", k->challenge, 32), 32);
-	ck_assert_uint_eq(kat_hex(name, "signature", k->sig, SIGN_BYTES),
-			  SIGN_BYTES);
-	kat_str(name, "method", k->method, REQUEST_METHOD_MAX);
-	kat_str(name, "path", k->path, REQUEST_PATH_MAX);
-	k->body_len = kat_hex(name, "body", k->body, sizeof k->body);
-	k->signed_len = kat_hex(name, "signed", k->signed_, MSG_MAX);
-	k->msg_len = kat_hex(name, "message", k->message, MSG_MAX);
+	ck_assert_uint_eq(kat_hex(VECTORS, name, "seed", k->seed, 32), 32);
+	ck_assert_uint_eq(kat_hex(VECTORS, name, "device", k->device, 32), 32);
+	ck_assert_uint_eq(kat_hex(VECTORS, name, "body_hash", k->body_hash, 32),
+			  32);
+	ck_assert_uint_eq(kat_hex(VECTORS, name, "challenge", k->challenge, 32),
+			  32);
+	ck_assert_uint_eq(
+	    kat_hex(VECTORS, name, "signature", k->sig, SIGN_BYTES),
+	    SIGN_BYTES);
+	kat_str(VECTORS, name, "method", k->method, REQUEST_METHOD_MAX);
+	kat_str(VECTORS, name, "path", k->path, REQUEST_PATH_MAX);
+	k->body_len = kat_hex(VECTORS, name, "body", k->body, sizeof k->body);
+	k->signed_len = kat_hex(VECTORS, name, "signed", k->signed_, MSG_MAX);
+	k->msg_len = kat_hex(VECTORS, name, "message", k->message, MSG_MAX);
 }
 
 static void kat_req_auth(const struct kat_req *k, struct request_auth *ra)
@@ -209,7 +115,7 @@ START_TEST(kat_requests)
 	size_t count, v;
 
 	keys_init();
-	count = kat_names(names, 8);
+	count = kat_names(VECTORS, NULL, names, 8);
 	ck_assert_uint_ge(count, 3);
 	for (v = 0; v < count; v++) {
 		struct kat_req k;
@@ -414,7 +320,7 @@ START_TEST(signature_flips)
 	size_t count, v, i, m;
 
 	keys_init();
-	count = kat_names(names, 8);
+	count = kat_names(VECTORS, NULL, names, 8);
 	for (v = 0; v < count; v++) {
 		struct kat_req k;
 		struct request_auth ra;

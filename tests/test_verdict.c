@@ -12,6 +12,7 @@
 #include <sodium.h>
 
 #include "checkpoint.h"
+#include "kat.h"
 #include "mem.h"
 #include "verdict.h"
 #include "wire.h"
@@ -34,109 +35,8 @@ static void keys_init(void)
 	crypto_sign_seed_keypair(pk_s, sk_s, seed);
 }
 
-/* ---- reading known-answer files (read-only; see their headers) ---- */
-
-static const char *kat_text(const char *file)
-{
-	static char *text[2];
-	static char *names[2];
-	const char *dir = getenv("BRANCHSYNC_VECTORS");
-	char path[4096];
-	FILE *f;
-	long n;
-	int i;
-
-	for (i = 0; i < 2 && names[i]; i++)
-		if (strcmp(names[i], file) == 0)
-			return text[i];
-	ck_assert_int_lt(i, 2);
-	ck_assert_msg(dir != NULL, "BRANCHSYNC_VECTORS is not set");
-	snprintf(path, sizeof path, "%s/%s", dir, file);
-	f = fopen(path, "rb");
-	ck_assert_msg(f != NULL, "cannot open %s", path);
-	ck_assert_int_eq(fseek(f, 0, SEEK_END), 0);
-	n = ftell(f);
-	ck_assert_int_gt(n, 0);
-	rewind(f);
-	text[i] = malloc((size_t)n + 1);
-	ck_assert_ptr_nonnull(text[i]);
-	ck_assert_uint_eq(fread(text[i], 1, (size_t)n, f), (size_t)n);
-	text[i][n] = '\0';
-	fclose(f);
-	names[i] = strdup(file);
-	ck_assert_ptr_nonnull(names[i]);
-	return text[i];
-}
-
-static const char *kat_find_in(const char *file, const char *vector,
-			       const char *key, size_t *len)
-{
-	const char *line = kat_text(file);
-	size_t klen = strlen(key);
-	int in = 0;
-
-	while (*line) {
-		const char *end = strchr(line, '\n');
-		size_t n = end ? (size_t)(end - line) : strlen(line);
-
-		if (n > 7 && strncmp(line, "vector ", 7) == 0) {
-			in = n - 7 == strlen(vector) &&
-			     strncmp(line + 7, vector, n - 7) == 0;
-		} else if (in && n > klen && line[klen] == ' ' &&
-			   strncmp(line, key, klen) == 0) {
-			*len = n - klen - 1;
-			return line + klen + 1;
-		}
-		line += n + (end ? 1 : 0);
-	}
-	return NULL;
-}
-
-static size_t kat_names(char names[][32], size_t max)
-{
-	const char *line = kat_text("verdict-kat.txt");
-	size_t count = 0;
-
-	while (*line) {
-		const char *end = strchr(line, '\n');
-		size_t n = end ? (size_t)(end - line) : strlen(line);
-
-		if (n > 7 && strncmp(line, "vector ", 7) == 0) {
-			ck_assert_uint_lt(count, max);
-			ck_assert_uint_lt(n - 7, 32);
-			memcpy(names[count], line + 7, n - 7);
-			names[count][n - 7] = '\0';
-			count++;
-		}
-		line += n + (end ? 1 : 0);
-	}
-	return count;
-}
-
-static size_t kat_hex_in(const char *file, const char *vector,
-			 const char *key, uint8_t *out, size_t max)
-{
-	size_t len = 0, i;
-	const char *v = kat_find_in(file, vector, key, &len);
-
-	ck_assert_msg(v != NULL, "vector %s has no %s", vector, key);
-	if (len == 1 && v[0] == '-')
-		return 0;
-	ck_assert_msg(len % 2 == 0 && len / 2 <= max, "bad hex in %s", key);
-	for (i = 0; i < len / 2; i++) {
-		unsigned x;
-
-		ck_assert_int_eq(sscanf(v + 2 * i, "%2x", &x), 1);
-		out[i] = (uint8_t)x;
-	}
-	return len / 2;
-}
-
-static size_t kat_hex(const char *vector, const char *key, uint8_t *out,
-		      size_t max)
-{
-	return kat_hex_in("verdict-kat.txt", vector, key, out, max);
-}
+/* The known-answer file (read-only; see its header). */
+#define VECTORS "verdict-kat.txt"
 
 struct kat_vd {
 	int status;
@@ -151,14 +51,16 @@ static void kat_vd_load(const char *name, struct kat_vd *k)
 	const char *v;
 
 	memset(k, 0, sizeof *k);
-	v = kat_find_in("verdict-kat.txt", name, "status", &len);
+	v = kat_find(VECTORS, name, "status", &len);
 	ck_assert_msg(v != NULL && len == 1, "no status in %s", name);
 	k->status = v[0] - '0';
-	ck_assert_uint_eq(kat_hex(name, "changeset_id", k->id, 32), 32);
-	k->reason_len = kat_hex(name, "reason", k->reason, sizeof k->reason);
-	k->receipt_len = kat_hex(name, "receipt", k->receipt, ENC_MAX);
-	k->enc_len = kat_hex(name, "encoded", k->encoded, ENC_MAX);
-	v = kat_find_in("verdict-kat.txt", name, "receipt_of", &len);
+	ck_assert_uint_eq(kat_hex(VECTORS, name, "changeset_id", k->id, 32),
+			  32);
+	k->reason_len =
+	    kat_hex(VECTORS, name, "reason", k->reason, sizeof k->reason);
+	k->receipt_len = kat_hex(VECTORS, name, "receipt", k->receipt, ENC_MAX);
+	k->enc_len = kat_hex(VECTORS, name, "encoded", k->encoded, ENC_MAX);
+	v = kat_find(VECTORS, name, "receipt_of", &len);
 	ck_assert_msg(v != NULL && len < sizeof k->receipt_of, "receipt_of");
 	memcpy(k->receipt_of, v, len);
 }
@@ -240,7 +142,7 @@ START_TEST(kat_verdicts)
 	size_t count, v;
 
 	keys_init();
-	count = kat_names(names, 8);
+	count = kat_names(VECTORS, NULL, names, 8);
 	ck_assert_uint_ge(count, 4);
 	for (v = 0; v < count; v++) {
 		struct kat_vd k;
@@ -254,7 +156,7 @@ START_TEST(kat_verdicts)
 		if (strcmp(k.receipt_of, "-") == 0) {
 			ck_assert_uint_eq(k.receipt_len, 0);
 		} else {
-			ck_assert_uint_eq(kat_hex_in("checkpoint-kat.txt",
+			ck_assert_uint_eq(kat_hex("checkpoint-kat.txt",
 						     k.receipt_of, "encoded",
 						     rc_file, sizeof rc_file),
 					  k.receipt_len);
@@ -389,7 +291,7 @@ START_TEST(truncated_at_every_offset)
 	char names[8][32];
 	size_t count, v, cut;
 
-	count = kat_names(names, 8);
+	count = kat_names(VECTORS, NULL, names, 8);
 	for (v = 0; v < count; v++) {
 		struct kat_vd k;
 
@@ -407,7 +309,7 @@ START_TEST(trailing_bytes)
 	char names[8][32];
 	size_t count, v;
 
-	count = kat_names(names, 8);
+	count = kat_names(VECTORS, NULL, names, 8);
 	for (v = 0; v < count; v++) {
 		struct kat_vd k;
 		uint8_t in[ENC_MAX + 2];
@@ -666,7 +568,7 @@ START_TEST(decode_never_allocates)
 	char names[8][32];
 	size_t count, v;
 
-	count = kat_names(names, 8);
+	count = kat_names(VECTORS, NULL, names, 8);
 	for (v = 0; v < count; v++) {
 		struct kat_vd k;
 		struct verdict vd;
