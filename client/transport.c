@@ -238,6 +238,20 @@ void transport_free(struct transport *t)
 	mem_free(t);
 }
 
+int transport_challenge_get(const struct transport *t, uint8_t out[32])
+{
+	if (!t->have_challenge)
+		return 0;
+	memcpy(out, t->challenge, REQUEST_CHALLENGE_BYTES);
+	return 1;
+}
+
+void transport_challenge_set(struct transport *t, const uint8_t c[32])
+{
+	memcpy(t->challenge, c, REQUEST_CHALLENGE_BYTES);
+	t->have_challenge = 1;
+}
+
 void transport_set_signer(struct transport *t,
 			  const uint8_t pk[SIGN_PUBLIC_BYTES],
 			  const uint8_t sk[SIGN_SECRET_BYTES])

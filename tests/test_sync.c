@@ -803,6 +803,35 @@ START_TEST(future_clock_does_not_win_forever)
 }
 END_TEST
 
+/* The challenge a sync keeps for the next one saves a round trip; a
+ * stale or forged one costs one retry, never the sync. */
+START_TEST(kept_challenge_stale_or_fresh)
+{
+	char a[400];
+	struct harness_run r;
+
+	device("a", "branch", "b1", a, sizeof a);
+	harness_put(a, NULL, "members", "name=Wang", NULL);
+	r = sync_ok(a);
+	harness_run_free(&r);
+	ck_assert_int_eq(harness_db_int(a, "SELECT length(value) FROM "
+					"bs_settings WHERE key='challenge'"), 32);
+	/* a kept, fresh challenge: the next sync asks for none */
+	harness_put(a, NULL, "members", "name=Li", NULL);
+	r = sync_ok(a);
+	harness_run_free(&r);
+	/* a challenge the server never issued: refused, replaced, done */
+	harness_db_exec(a, "UPDATE bs_settings SET value=randomblob(32) "
+			   "WHERE key='challenge'");
+	harness_put(a, NULL, "members", "name=Zhao", NULL);
+	r = sync_ok(a);
+	ck_assert_int_eq(harness_json_int(r.out, "accepted"), 1);
+	harness_run_free(&r);
+	ck_assert_int_eq(harness_db_int(a, "SELECT count(*) FROM bs_outbox "
+					"WHERE acked=0"), 0);
+}
+END_TEST
+
 /* ---- large syncs: batches, pages, and a sync killed midway ---- */
 
 /* A CSV of n members of branch b1 with long names (about 150 bytes a
@@ -1010,6 +1039,7 @@ static Suite *sync_suite(void)
 	tcase_add_test(tc, tls_verified);
 	tcase_add_test(tc, clock_follows_what_was_seen);
 	tcase_add_test(tc, future_clock_does_not_win_forever);
+	tcase_add_test(tc, kept_challenge_stale_or_fresh);
 	tcase_add_test(tc, large_sync_resumes);
 	tcase_add_test(tc, fork_is_caught);
 	suite_add_tcase(s, tc);
