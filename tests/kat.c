@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sodium.h>
+
 /* Files kept by kat_text; no suite reads more than a few. */
 #define KAT_FILES 8
 
@@ -151,4 +153,14 @@ void kat_str(const char *file, const char *vector, const char *key, char *dst,
 	ck_assert_msg(v != NULL && len <= max, "no %s in %s", key, vector);
 	memcpy(dst, v, len);
 	dst[len] = '\0';
+}
+
+void kat_keypair(uint8_t first, uint8_t pk[32], uint8_t sk[64])
+{
+	uint8_t seed[32];
+	int i;
+
+	for (i = 0; i < 32; i++)
+		seed[i] = (uint8_t)(first + i);
+	ck_assert_int_eq(crypto_sign_seed_keypair(pk, sk, seed), 0);
 }

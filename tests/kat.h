@@ -49,4 +49,8 @@ uint64_t kat_u64(const char *file, const char *vector, const char *key);
 void kat_str(const char *file, const char *vector, const char *key, char *dst,
 	     size_t max);
 
+/* The key pair whose 32-byte seed is first, first+1, ..., first+31 (the
+ * vectors use 0x01.. for the server and 0x21.. for a second device). */
+void kat_keypair(uint8_t first, uint8_t pk[32], uint8_t sk[64]);
+
 #endif

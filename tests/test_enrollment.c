@@ -32,16 +32,9 @@ static uint8_t pk_b[SIGN_PUBLIC_BYTES], sk_b[SIGN_SECRET_BYTES];
 
 static void keys_init(void)
 {
-	uint8_t seed[32];
-	int i;
-
 	ck_assert_int_eq(sign_init(), BS_OK);
-	for (i = 0; i < 32; i++)
-		seed[i] = (uint8_t)(1 + i);
-	crypto_sign_seed_keypair(pk_s, sk_s, seed);
-	for (i = 0; i < 32; i++)
-		seed[i] = (uint8_t)(0x21 + i);
-	crypto_sign_seed_keypair(pk_b, sk_b, seed);
+	kat_keypair(1, pk_s, sk_s);
+	kat_keypair(0x21, pk_b, sk_b);
 }
 
 /* The known-answer file (read-only; see its header). */

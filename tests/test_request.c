@@ -26,16 +26,9 @@ static uint8_t pk_c[SIGN_PUBLIC_BYTES], sk_c[SIGN_SECRET_BYTES];
 
 static void keys_init(void)
 {
-	uint8_t seed[32];
-	int i;
-
 	ck_assert_int_eq(sign_init(), BS_OK);
-	for (i = 0; i < 32; i++)
-		seed[i] = (uint8_t)(0x21 + i);
-	crypto_sign_seed_keypair(pk_b, sk_b, seed);
-	for (i = 0; i < 32; i++)
-		seed[i] = (uint8_t)(0x41 + i);
-	crypto_sign_seed_keypair(pk_c, sk_c, seed);
+	kat_keypair(0x21, pk_b, sk_b);
+	kat_keypair(0x41, pk_c, sk_c);
 }
 
 /* The known-answer file (read-only; see its header). */
