@@ -29,6 +29,10 @@
 #define SYNC_ENTRY_FRAME_MAX (WIRE_VARINT_MAX + LOGENTRY_MAX)
 /* A VERDICT frame: status, id, reason blob, receipt blob. */
 #define SYNC_VERDICT_MAX (64 + VERDICT_REASON_MAX + RECEIPT_SIGNED_MAX)
+/* A frame of a push answer: a verdict, or the consistency proof. */
+#define SYNC_PUSH_FRAME_MAX \
+	(SYNC_VERDICT_MAX > PROOF_MAX_ENCODED ? SYNC_VERDICT_MAX \
+					      : PROOF_MAX_ENCODED)
 /* A push body: the batch, plus one set that may overshoot it. */
 #define SYNC_PUSH_BODY_MAX (SYNC_PUSH_BYTES + CHANGESET_MAX_ENCODED + 4096)
 /* Small answers: a checkpoint or a proof and END. */
@@ -43,6 +47,11 @@ struct sync {
 	char origin[CHECKPOINT_ORIGIN_MAX + 1];
 	struct checkpoint cp;          /* the last one verified and stored */
 	uint64_t cursor;               /* the next log index to pull */
+	/* The log index just after our own pushed sets when they followed
+	 * the cursor without a gap: when it reaches the push's checkpoint,
+	 * nothing else was logged and this sync needs no pull. */
+	uint64_t ahead;
+	int caught_up;
 	int progress;
 	struct sync_summary *sum;
 };
@@ -255,6 +264,32 @@ static int sync_extends(struct sync *s, const struct checkpoint *cp,
 	return 0;
 }
 
+/* Reads an answer's checkpoint (a push's or a pull page's) and the
+ * consistency proof that follows it when it is larger than ours, and
+ * proves it extends ours. */
+static int sync_answer_checkpoint(struct sync *s, struct answer_frames *fr,
+				struct checkpoint *cp, struct err *e)
+{
+	struct frame f;
+	struct proof p;
+	enum bs_status st;
+
+	if (answer_frames_expect(fr, FRAME_CHECKPOINT, "checkpoint", &f, e) ||
+	    answer_checkpoint_open(f.payload, f.len, s->server_pk, s->origin,
+				   cp, e))
+		return -1;
+	if (cp->size <= s->cp.size)
+		return sync_extends(s, cp, NULL, e);
+	if (answer_frames_expect(fr, FRAME_PROOF, "consistency proof", &f, e))
+		return -1;
+	if ((st = proof_decode(f.payload, f.len, &p)) != BS_OK) {
+		err_set(e, ERR_VERIFY, "the server's consistency proof is "
+			"malformed (%s)", bs_status_str(st));
+		return -1;
+	}
+	return sync_extends(s, cp, &p, e);
+}
+
 static int sync_store_checkpoint(struct sync *s, const struct checkpoint *cp,
 				 struct err *e)
 {
@@ -346,7 +381,7 @@ static int sync_push_read(struct sync *s, struct sync_batch *b,
 	size_t i;
 	int rc = -1;
 
-	answer_frames_init(&fr, &rep->body, SYNC_VERDICT_MAX);
+	answer_frames_init(&fr, &rep->body, SYNC_PUSH_FRAME_MAX);
 	for (i = 0; i < b->n; i++) {
 		if (answer_frames_expect(&fr, FRAME_VERDICT, "verdict", &f, e))
 			goto cleanup;
@@ -358,10 +393,7 @@ static int sync_push_read(struct sync *s, struct sync_batch *b,
 		err_set(e, ERR_INVALID, "out of memory reading the verdicts");
 		goto cleanup;
 	}
-	if (answer_frames_expect(&fr, FRAME_CHECKPOINT, "checkpoint", &f, e) ||
-	    answer_checkpoint_open(f.payload, f.len, s->server_pk, s->origin,
-				   cp, e) ||
-	    answer_frames_end(&fr, e))
+	if (sync_answer_checkpoint(s, &fr, cp, e) || answer_frames_end(&fr, e))
 		goto cleanup;
 	rc = 0;
 cleanup:
@@ -377,7 +409,7 @@ static void sync_short_hex(const uint8_t *p, char out[17])
 /* The receipt of a verdict must be the server's, for this change set, in
  * this log. */
 static int sync_receipt(struct sync *s, const struct verdict *v,
-			struct err *e)
+			uint64_t *index, struct err *e)
 {
 	struct receipt rc;
 	char hex[17];
@@ -385,8 +417,10 @@ static int sync_receipt(struct sync *s, const struct verdict *v,
 	if (receipt_decode(v->receipt, v->receipt_len, &rc) == BS_OK &&
 	    receipt_verify(&rc, s->server_pk) == BS_OK &&
 	    memcmp(rc.changeset_id, v->changeset_id, HASH_BYTES) == 0 &&
-	    strcmp(rc.checkpoint.origin, s->origin) == 0)
+	    strcmp(rc.checkpoint.origin, s->origin) == 0) {
+		*index = rc.index;
 		return 0;
+	}
 	sync_short_hex(v->changeset_id, hex);
 	err_set(e, ERR_VERIFY, "the server's receipt for change set %s does "
 		"not verify", hex);
@@ -419,6 +453,7 @@ static int sync_verdict(struct sync *s, struct sync_batch *b, size_t i,
 	sqlite3_stmt *st = NULL;
 	static const char relayed[] = "relayed for another device: ";
 	char hex[17], why[VERDICT_REASON_MAX + 1];
+	uint64_t index;
 	size_t n, len;
 	int acked;
 
@@ -442,13 +477,15 @@ static int sync_verdict(struct sync *s, struct sync_batch *b, size_t i,
 			 v.reason[0] ? v.reason : "no reason given");
 		return 0;
 	}
-	if (sync_receipt(s, &v, e) ||
+	if (sync_receipt(s, &v, &index, e) ||
 	    sync_prepare(s, b->relay
 			 ? "UPDATE bs_relay SET acked=?1, receipt=?2,"
 			   " verdict=?3 WHERE id=?4"
 			 : "UPDATE bs_outbox SET acked=?1, receipt=?2,"
 			   " verdict=?3 WHERE seq=?4", &st, e))
 		return -1;
+	if (!b->relay && index == s->ahead)
+		s->ahead++;
 	acked = v.status == VERDICT_REFUSED ? 2 : 1;
 	sqlite3_bind_int(st, 1, acked);
 	sqlite3_bind_blob64(st, 2, v.receipt, v.receipt_len, SQLITE_STATIC);
@@ -524,9 +561,17 @@ static int sync_push_commit(struct sync *s, struct sync_batch *b,
 			memcpy(first_reason, reason, sizeof reason);
 		}
 	}
+	/* our own sets were all that was logged since the cursor: the
+	 * pull would bring nothing, they are never sent back */
+	s->caught_up = !b->relay && s->ahead == cp->size;
+	if (s->caught_up &&
+	    replica_setting_set_int(s->r, "cursor", (int64_t)cp->size, e))
+		goto fail;
 	if (sync_store_checkpoint(s, cp, e) || replica_commit(s->r, e))
 		goto fail;
 	s->cp = *cp;
+	if (s->caught_up)
+		s->cursor = cp->size;
 	s->sum->pushed += b->n;
 	if (*stop) {
 		err_set(e, ERR_INVALID, "the server refused change set %lld "
@@ -545,6 +590,7 @@ static int sync_push_batch(struct sync *s, struct sync_batch *b, int *done,
 {
 	struct transport_reply rep;
 	struct checkpoint cp;
+	char target[64];
 	int stop, rc = -1;
 
 	transport_reply_init(&rep);
@@ -556,7 +602,9 @@ static int sync_push_batch(struct sync *s, struct sync_batch *b, int *done,
 		rc = 0;
 		goto cleanup;
 	}
-	if (transport_request(s->t, "POST", "/v1/push", b->body.data,
+	snprintf(target, sizeof target, "/v1/push?known=%" PRIu64,
+		 s->cp.size);
+	if (transport_request(s->t, "POST", target, b->body.data,
 			      b->body.len,
 			      TRANSPORT_SIGNED | TRANSPORT_IDEMPOTENT, &rep, e))
 		goto cleanup;
@@ -565,7 +613,6 @@ static int sync_push_batch(struct sync *s, struct sync_batch *b, int *done,
 		goto cleanup;
 	}
 	if (sync_push_read(s, b, &rep, &cp, e) ||
-	    sync_extends(s, &cp, NULL, e) ||
 	    sync_push_commit(s, b, &cp, &stop, e))
 		goto cleanup;
 	if (s->progress)
@@ -838,30 +885,6 @@ cleanup:
 	return rc;
 }
 
-/* Reads the page's checkpoint and proves it extends ours. */
-static int sync_page_checkpoint(struct sync *s, struct answer_frames *fr,
-				struct checkpoint *cp, struct err *e)
-{
-	struct frame f;
-	struct proof p;
-	enum bs_status st;
-
-	if (answer_frames_expect(fr, FRAME_CHECKPOINT, "checkpoint", &f, e) ||
-	    answer_checkpoint_open(f.payload, f.len, s->server_pk, s->origin,
-				   cp, e))
-		return -1;
-	if (cp->size <= s->cp.size)
-		return sync_extends(s, cp, NULL, e);
-	if (answer_frames_expect(fr, FRAME_PROOF, "consistency proof", &f, e))
-		return -1;
-	if ((st = proof_decode(f.payload, f.len, &p)) != BS_OK) {
-		err_set(e, ERR_VERIFY, "the server's consistency proof is "
-			"malformed (%s)", bs_status_str(st));
-		return -1;
-	}
-	return sync_extends(s, cp, &p, e);
-}
-
 /* One ENTRY frame (copied into eb) and the PROOF that follows it: in
  * order, inside the checkpoint, included in it, then applied. */
 static int sync_page_entry(struct sync *s, struct answer_frames *fr,
@@ -1024,7 +1047,7 @@ static int sync_pull_page(struct sync *s, struct buf *eb, int *done,
 		goto cleanup;
 	}
 	answer_frames_init(&fr, &rep.body, SYNC_ENTRY_FRAME_MAX);
-	if (sync_page_checkpoint(s, &fr, &cp, e) ||
+	if (sync_answer_checkpoint(s, &fr, &cp, e) ||
 	    sync_page_begin(s, &pg, e))
 		goto cleanup;
 	open = 1;
@@ -1186,7 +1209,8 @@ int sync_run(struct replica *r, struct identity *id,
 	    merge_new(r->db, &s.merge, e))
 		goto cleanup;
 	sync_challenge_load(&s);
-	if (sync_push(&s, e) || sync_pull(&s, e) ||
+	s.ahead = s.cursor;
+	if (sync_push(&s, e) || (!s.caught_up && sync_pull(&s, e)) ||
 	    replica_setting_set_int(r, "last_sync", (int64_t)clock_wall_ms(),
 				    e))
 		goto cleanup;

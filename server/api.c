@@ -557,14 +557,20 @@ static void post_push(struct api *a, const struct http_request *req,
 	size_t *lens = NULL;
 	uint8_t *sig_ok = NULL;
 	struct checkpoint cp;
+	struct merkle_path path;
 	struct buf inflated, b;
 	const uint8_t *body;
 	size_t len, n = 0, i;
+	uint64_t known;
 	struct err e;
 
 	err_init(&e);
 	buf_init(&inflated, API_MAX_BODY);
 	buf_init(&b, API_MAX_BODY);
+	if (arg_u64(req, "known", 0, &known)) {
+		fail(resp, 400, "known must be a decimal number");
+		goto cleanup;
+	}
 	if (role_allowed(who, resp, 1, 1, 0) ||
 	    post_body(req, resp, &inflated, &body, &len))
 		goto cleanup;
@@ -599,6 +605,15 @@ static void post_push(struct api *a, const struct http_request *req,
 		}
 	}
 	put_checkpoint_frame(&b, &cp);
+	/* the device's last checkpoint to this one, so that a sync needs no
+	 * separate consistency request */
+	if (known > 0 && known < cp.size) {
+		if (srvlog_consistency(a->log, known, cp.size, &path, &e)) {
+			fail(resp, 500, "%s", e.msg);
+			goto cleanup;
+		}
+		put_proof_frame(&b, PROOF_CONSISTENCY, known, cp.size, &path);
+	}
 	send_frames(req, resp, &b);
 cleanup:
 	mem_free(outs);
