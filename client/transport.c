@@ -20,6 +20,8 @@
 #include "zbuf.h"
 
 #define TRANSPORT_CONTENT_TYPE "application/x-branchsync"
+/* The scheme of the one-header request signature (docs/API.md). */
+#define TRANSPORT_AUTH_SCHEME "BS"
 #define TRANSPORT_CONNECT_TIMEOUT_S 10L
 /* A link slower than 10 bytes/s for a whole minute is dead; a slow one is
  * not, so there is no total timeout. */
@@ -170,8 +172,6 @@ static int transport_setopts(struct transport *t,
 	       curl_easy_setopt(c, CURLOPT_TCP_KEEPALIVE, 1L) ||
 	       curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 1L) ||
 	       curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 2L) ||
-	       curl_easy_setopt(c, CURLOPT_USERAGENT,
-				"branchsync/" BRANCHSYNC_VERSION) ||
 	       curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, transport_write_cb) ||
 	       curl_easy_setopt(c, CURLOPT_WRITEDATA, t) ||
 	       curl_easy_setopt(c, CURLOPT_HEADERFUNCTION,
@@ -284,15 +284,20 @@ uint64_t transport_bytes_received(const struct transport *t)
 
 /* ---- one try ---- */
 
-/* The X-BS-* headers of a signed request, appended to *list. */
+/* The Authorization header of a signed request, appended to *list: one
+ * header of base64url(device || challenge || signature), about 120 bytes
+ * fewer on every request than the three hex headers the server also
+ * accepts (docs/API.md, "Authentication"). */
 static int transport_sign(struct transport *t, const char *method,
 			  const char *target, const uint8_t *body, size_t len,
 			  struct curl_slist **list, struct err *e)
 {
 	struct request_auth ra;
-	uint8_t sig[SIGN_BYTES];
-	char line[32 + 2 * SIGN_BYTES + 1], hex[2 * SIGN_BYTES + 1];
+	uint8_t raw[SIGN_PUBLIC_BYTES + REQUEST_CHALLENGE_BYTES + SIGN_BYTES];
+	char line[32 + sodium_base64_ENCODED_LEN(
+			       sizeof raw, sodium_base64_VARIANT_URLSAFE_NO_PADDING)];
 	struct curl_slist *l;
+	size_t n;
 
 	memset(&ra, 0, sizeof ra);
 	ra.method = method;
@@ -302,30 +307,25 @@ static int transport_sign(struct transport *t, const char *method,
 	memcpy(ra.device, t->pk, SIGN_PUBLIC_BYTES);
 	/* a challenge serves one request, whatever becomes of it */
 	t->have_challenge = 0;
-	if (request_sign(&ra, t->sk, sig) != BS_OK) {
+	memcpy(raw, t->pk, SIGN_PUBLIC_BYTES);
+	memcpy(raw + SIGN_PUBLIC_BYTES, ra.challenge, REQUEST_CHALLENGE_BYTES);
+	if (request_sign(&ra, t->sk,
+			 raw + SIGN_PUBLIC_BYTES + REQUEST_CHALLENGE_BYTES) !=
+	    BS_OK) {
 		err_set(e, ERR_INVALID, "cannot sign the request to %s",
 			target);
 		return -1;
 	}
-	sodium_bin2hex(hex, sizeof hex, t->pk, SIGN_PUBLIC_BYTES);
-	snprintf(line, sizeof line, "X-BS-Device: %s", hex);
-	if (!(l = curl_slist_append(*list, line)))
-		goto nomem;
-	*list = l;
-	sodium_bin2hex(hex, sizeof hex, ra.challenge, REQUEST_CHALLENGE_BYTES);
-	snprintf(line, sizeof line, "X-BS-Challenge: %s", hex);
-	if (!(l = curl_slist_append(*list, line)))
-		goto nomem;
-	*list = l;
-	sodium_bin2hex(hex, sizeof hex, sig, SIGN_BYTES);
-	snprintf(line, sizeof line, "X-BS-Signature: %s", hex);
-	if (!(l = curl_slist_append(*list, line)))
-		goto nomem;
+	n = (size_t)snprintf(line, sizeof line, "Authorization: "
+			     TRANSPORT_AUTH_SCHEME " ");
+	sodium_bin2base64(line + n, sizeof line - n, raw, sizeof raw,
+			  sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+	if (!(l = curl_slist_append(*list, line))) {
+		err_set(e, ERR_INVALID, "out of memory");
+		return -1;
+	}
 	*list = l;
 	return 0;
-nomem:
-	err_set(e, ERR_INVALID, "out of memory");
-	return -1;
 }
 
 static int transport_headers(int post, int deflated, struct curl_slist **list)
@@ -333,6 +333,7 @@ static int transport_headers(int post, int deflated, struct curl_slist **list)
 	static const char *const always[] = {
 		"Accept-Encoding: deflate",
 		"Expect:", /* no 100-continue round trip on slow links */
+		"Accept:", /* every byte counts on a 2G link */
 	};
 	struct curl_slist *l;
 	size_t i;

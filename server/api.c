@@ -212,6 +212,29 @@ static int hex_field(const char *hex, uint8_t *out, size_t n)
 	       got == n;
 }
 
+/* "BS " and base64url without padding of device || challenge ||
+ * signature: the one-header form of the request signature. */
+static int auth_header(const char *v, uint8_t key[SIGN_PUBLIC_BYTES],
+		       uint8_t challenge[REQUEST_CHALLENGE_BYTES],
+		       uint8_t sig[SIGN_BYTES])
+{
+	uint8_t raw[SIGN_PUBLIC_BYTES + REQUEST_CHALLENGE_BYTES + SIGN_BYTES];
+	const char *end = NULL;
+	size_t got = 0;
+
+	if (!v || strncmp(v, "BS ", 3) != 0 ||
+	    sodium_base642bin(raw, sizeof raw, v + 3, strlen(v + 3), NULL,
+			      &got, &end,
+			      sodium_base64_VARIANT_URLSAFE_NO_PADDING) != 0 ||
+	    got != sizeof raw || *end != '\0')
+		return 0;
+	memcpy(key, raw, SIGN_PUBLIC_BYTES);
+	memcpy(challenge, raw + SIGN_PUBLIC_BYTES, REQUEST_CHALLENGE_BYTES);
+	memcpy(sig, raw + SIGN_PUBLIC_BYTES + REQUEST_CHALLENGE_BYTES,
+	       SIGN_BYTES);
+	return 1;
+}
+
 static void next_challenge(struct api *a, struct http_response *resp)
 {
 	uint8_t c[REQUEST_CHALLENGE_BYTES];
@@ -237,14 +260,17 @@ static int authenticate(struct api *a, const struct http_request *req,
 	int found;
 
 	memset(&ra, 0, sizeof ra);
-	if (!hex_field(http_request_header(req, "X-BS-Device"), who->key,
-		       SIGN_PUBLIC_BYTES) ||
-	    !hex_field(http_request_header(req, "X-BS-Challenge"),
-		       ra.challenge, REQUEST_CHALLENGE_BYTES) ||
-	    !hex_field(http_request_header(req, "X-BS-Signature"), sig,
-		       SIGN_BYTES)) {
-		fail(resp, 401, "this request is not signed: send X-BS-Device, "
-		     "X-BS-Challenge and X-BS-Signature");
+	if (!auth_header(http_request_header(req, "Authorization"), who->key,
+			 ra.challenge, sig) &&
+	    (!hex_field(http_request_header(req, "X-BS-Device"), who->key,
+			SIGN_PUBLIC_BYTES) ||
+	     !hex_field(http_request_header(req, "X-BS-Challenge"),
+			ra.challenge, REQUEST_CHALLENGE_BYTES) ||
+	     !hex_field(http_request_header(req, "X-BS-Signature"), sig,
+			SIGN_BYTES))) {
+		fail(resp, 401, "this request is not signed: send "
+		     "Authorization: BS, or X-BS-Device, X-BS-Challenge and "
+		     "X-BS-Signature");
 		return -1;
 	}
 	err_init(&e);

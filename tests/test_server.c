@@ -1616,6 +1616,108 @@ END_TEST
 
 /* ---- tests: request authentication and replay ---- */
 
+/* The one-header form: "Authorization: BS " and base64url (no padding)
+ * of device || challenge || signature (docs/API.md). */
+static void auth_line(const struct dev *d, const char *challenge_hex,
+		      const char *method, const char *target, const void *body,
+		      size_t len, char out[256])
+{
+	struct request_auth ra;
+	uint8_t raw[32 + 32 + SIGN_BYTES];
+	size_t n;
+
+	memset(&ra, 0, sizeof ra);
+	ra.method = method;
+	ra.path = target;
+	hash_sha256(ra.body_hash, body, len, NULL, 0);
+	hex_to_bin(challenge_hex, ra.challenge, sizeof ra.challenge);
+	memcpy(ra.device, d->pk, sizeof ra.device);
+	memcpy(raw, d->pk, 32);
+	memcpy(raw + 32, ra.challenge, 32);
+	ck_assert_int_eq(request_sign(&ra, d->sk, raw + 64), BS_OK);
+	n = (size_t)snprintf(out, 256, "Authorization: BS ");
+	sodium_bin2base64(out + n, 256 - n, raw, sizeof raw,
+			  sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+}
+
+START_TEST(test_auth_header)
+{
+	struct dev a;
+	struct cset c1, c2;
+	struct buf b, b2;
+	struct reply r;
+	char ch[65], line[256], bad[300];
+	const char *h[3] = {line, "Content-Type: " CT_FRAMES, NULL};
+	size_t n;
+
+	enroll(&a, "branch", "b1");
+	dev_member(&a, &c1, "b1");
+	push_stream((const struct cset *const[]){&c1}, 1, &b);
+
+	/* the one-header form is accepted like the three headers */
+	ck_assert_int_eq(dev_challenge(&a, ch), 0);
+	auth_line(&a, ch, "POST", "/v1/push", b.data, b.len, line);
+	ck_assert_int_eq(http_send("POST", "/v1/push", h, b.data, b.len, &r),
+			 200);
+	ck_assert_uint_eq(strlen(r.challenge), 64);
+	reply_free(&r);
+	ck_assert_int_eq(logged(&c1), 1);
+	/* and replayed, refused */
+	ck_assert_int_eq(http_send("POST", "/v1/push", h, b.data, b.len, &r),
+			 401);
+	assert_error(&r, 401, "challenge");
+	reply_free(&r);
+
+	/* one character of the signature changed: does not verify */
+	dev_member(&a, &c2, "b1");
+	push_stream((const struct cset *const[]){&c2}, 1, &b2);
+	ck_assert_int_eq(dev_challenge(&a, ch), 0);
+	auth_line(&a, ch, "POST", "/v1/push", b2.data, b2.len, line);
+	n = strlen(line);
+	line[n - 5] = line[n - 5] == 'A' ? 'B' : 'A';
+	ck_assert_int_eq(http_send("POST", "/v1/push", h, b2.data, b2.len, &r),
+			 401);
+	assert_error(&r, 401, "does not verify");
+	reply_free(&r);
+
+	/* malformed: another scheme, padding, a byte short, a byte more,
+	 * characters outside base64url */
+	ck_assert_int_eq(dev_challenge(&a, ch), 0);
+	auth_line(&a, ch, "POST", "/v1/push", b2.data, b2.len, line);
+	{
+		const char *v = line + strlen("Authorization: BS ");
+		const char *forms[] = {"Authorization: Bearer %s",
+				       "Authorization: BS %s=",
+				       "Authorization: BS %.168s",
+				       "Authorization: BS %sAAAA",
+				       "Authorization: BS +%.170s",
+				       "Authorization: BS  %s"};
+		size_t i;
+
+		h[0] = bad;
+		for (i = 0; i < sizeof forms / sizeof forms[0]; i++) {
+			snprintf(bad, sizeof bad, forms[i], v);
+			ck_assert_int_eq(http_send("POST", "/v1/push", h,
+						   b2.data, b2.len, &r),
+					 401);
+			assert_error(&r, 401, "not signed");
+			reply_free(&r);
+		}
+		h[0] = line;
+	}
+	/* the challenge was never spent by the malformed ones */
+	ck_assert_int_eq(http_send("POST", "/v1/push", h, b2.data, b2.len, &r),
+			 200);
+	reply_free(&r);
+	ck_assert_int_eq(logged(&c2), 1);
+	buf_release(&b);
+	buf_release(&b2);
+	assert_alive();
+	dev_free(&a);
+}
+END_TEST
+
+
 START_TEST(test_auth)
 {
 	struct dev a, stranger;
@@ -2802,6 +2904,7 @@ static Suite *server_suite(void)
 	tcase_add_test(tc, test_malformed_bodies);
 	tcase_add_test(tc, test_body_limits);
 	tcase_add_test(tc, test_auth);
+	tcase_add_test(tc, test_auth_header);
 	tcase_add_test(tc, test_unlogged_refusals);
 	tcase_add_test(tc, test_revoked);
 	tcase_add_test(tc, test_out_of_scope);
