@@ -31,6 +31,7 @@
 enum transport_encoding {
 	ENC_IDENTITY,
 	ENC_DEFLATE,
+	ENC_ZSTD,
 	ENC_OTHER,
 };
 
@@ -104,6 +105,8 @@ static size_t transport_header_cb(char *p, size_t size, size_t n, void *ctx)
 	} else if (header_is(p, len, "Content-Encoding", &v, &vlen)) {
 		if (vlen == 7 && strncasecmp(v, "deflate", 7) == 0)
 			t->encoding = ENC_DEFLATE;
+		else if (vlen == 4 && strncasecmp(v, "zstd", 4) == 0)
+			t->encoding = ENC_ZSTD;
 		else if (!(vlen == 8 && strncasecmp(v, "identity", 8) == 0))
 			t->encoding = ENC_OTHER;
 	} else if (header_is(p, len, "Retry-After", &v, &vlen)) {
@@ -328,10 +331,11 @@ static int transport_sign(struct transport *t, const char *method,
 	return 0;
 }
 
-static int transport_headers(int post, int deflated, struct curl_slist **list)
+static int transport_headers(int post, int compressed,
+			     struct curl_slist **list)
 {
 	static const char *const always[] = {
-		"Accept-Encoding: deflate",
+		"Accept-Encoding: zstd",
 		"Expect:", /* no 100-continue round trip on slow links */
 		"Accept:", /* every byte counts on a 2G link */
 	};
@@ -349,9 +353,8 @@ static int transport_headers(int post, int deflated, struct curl_slist **list)
 			return -1;
 		*list = l;
 	}
-	if (deflated) {
-		if (!(l = curl_slist_append(*list,
-					    "Content-Encoding: deflate")))
+	if (compressed) {
+		if (!(l = curl_slist_append(*list, "Content-Encoding: zstd")))
 			return -1;
 		*list = l;
 	}
@@ -418,8 +421,8 @@ static enum transport_try transport_classify(struct transport *t,
 	return TRY_FAIL;
 }
 
-/* Moves the received answer into reply, inflating it when it came
- * deflated. */
+/* Moves the received answer into reply, decompressing it when it came
+ * compressed. */
 static enum transport_try transport_decode(struct transport *t,
 					   struct transport_reply *reply,
 					   struct err *e)
@@ -440,7 +443,9 @@ static enum transport_try transport_decode(struct transport *t,
 		t->raw = tmp;
 		return TRY_ANSWER;
 	}
-	st = zbuf_inflate(t->raw.data, t->raw.len, &reply->body);
+	st = t->encoding == ENC_ZSTD
+		     ? zbuf_unzstd(t->raw.data, t->raw.len, &reply->body)
+		     : zbuf_inflate(t->raw.data, t->raw.len, &reply->body);
 	if (st == BS_OK)
 		return TRY_ANSWER;
 	if (st == BS_ENOMEM) {
@@ -448,7 +453,7 @@ static enum transport_try transport_decode(struct transport *t,
 		return TRY_FAIL;
 	}
 	err_set(e, ERR_VERIFY, st == BS_ELIMIT
-		? "the server's answer inflates beyond the 64 MiB cap"
+		? "the server's answer decompresses beyond the 64 MiB cap"
 		: "the server's compressed answer is corrupt");
 	return TRY_FAIL;
 }
@@ -458,7 +463,7 @@ static enum transport_try transport_exchange(struct transport *t,
 					     const char *method,
 					     const char *target,
 					     const uint8_t *body, size_t len,
-					     int deflated, unsigned flags,
+					     int compressed, unsigned flags,
 					     struct transport_reply *reply,
 					     char *why, size_t whylen,
 					     struct err *e)
@@ -475,7 +480,7 @@ static enum transport_try transport_exchange(struct transport *t,
 	t->errbuf[0] = '\0';
 	t->encoding = ENC_IDENTITY;
 	t->retry_after_s = -1;
-	if (transport_headers(post, deflated, &headers)) {
+	if (transport_headers(post, compressed, &headers)) {
 		err_set(e, ERR_INVALID, "out of memory");
 		goto cleanup;
 	}
@@ -615,8 +620,8 @@ int transport_request(struct transport *t, const char *method,
 		err_set(e, ERR_INVALID, "the request target is too long");
 		goto cleanup;
 	}
-	/* deflate only when it pays: a tiny body would grow */
-	if (len > 0 && zbuf_deflate(body, len, &z) == BS_OK && z.len < len) {
+	/* compressed only when it pays: a tiny body would grow */
+	if (len > 0 && zbuf_zstd(body, len, &z) == BS_OK && z.len < len) {
 		send = z.data;
 		send_len = z.len;
 	}

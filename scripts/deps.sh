@@ -6,7 +6,8 @@
 set -euo pipefail
 
 build_pkgs=(gcc pkg-config meson ninja-build libsodium-dev libsqlite3-dev
-            libcurl4-openssl-dev libmicrohttpd-dev zlib1g-dev sqlite3 ca-certificates)
+            libcurl4-openssl-dev libmicrohttpd-dev zlib1g-dev libzstd-dev sqlite3
+            ca-certificates)
 test_pkgs=(check clang libclang-rt-14-dev openssl python3)
 
 want=("${build_pkgs[@]}")

@@ -104,33 +104,47 @@ static void fail(struct http_response *resp, int status, const char *fmt, ...)
 	buf_release(&b);
 }
 
-static int wants_deflate(const struct http_request *req)
+/* The coding of an answer: zstd if the client lists it, else deflate if
+ * it lists that, else none. */
+static const char *answer_coding(const struct http_request *req)
 {
 	const char *ae = http_request_header(req, "Accept-Encoding");
 
-	return ae && strstr(ae, "deflate") != NULL;
+	if (!ae)
+		return NULL;
+	if (strstr(ae, "zstd"))
+		return "zstd";
+	if (strstr(ae, "deflate"))
+		return "deflate";
+	return NULL;
 }
 
-/* Ends the frame stream in b and sends it, compressed when asked. */
+/* Ends the frame stream in b and sends it, compressed when asked and
+ * when that makes it smaller. */
 static void send_frames(const struct http_request *req,
 			struct http_response *resp, struct buf *b)
 {
+	const char *coding = answer_coding(req);
 	struct buf z;
+	enum bs_status st;
 
 	frame_stream_end(b);
 	if (b->status) {
 		fail(resp, 500, "answer too large or out of memory");
 		return;
 	}
-	if (!wants_deflate(req) || b->len < 256) {
+	if (!coding || b->len < 64) {
 		http_response_set(resp, 200, API_CONTENT_TYPE, b->data, b->len);
 		return;
 	}
-	buf_init(&z, b->len + 1024);
-	if (zbuf_deflate(b->data, b->len, &z) == BS_OK) {
+	buf_init(&z, b->len);
+	st = strcmp(coding, "zstd") == 0 ? zbuf_zstd(b->data, b->len, &z)
+					 : zbuf_deflate(b->data, b->len, &z);
+	if (st == BS_OK) {
 		http_response_set(resp, 200, API_CONTENT_TYPE, z.data, z.len);
-		http_response_header(resp, "Content-Encoding", "deflate");
+		http_response_header(resp, "Content-Encoding", coding);
 	} else {
+		/* BS_ELIMIT: it would not shrink */
 		http_response_set(resp, 200, API_CONTENT_TYPE, b->data, b->len);
 	}
 	buf_release(&z);
@@ -329,6 +343,7 @@ static int post_body(const struct http_request *req,
 {
 	const char *ct = http_request_header(req, "Content-Type");
 	const char *ce = http_request_header(req, "Content-Encoding");
+	enum bs_status st;
 
 	if (!ct || strcasecmp(ct, API_CONTENT_TYPE) != 0) {
 		fail(resp, 415, "send frame streams as %s", API_CONTENT_TYPE);
@@ -338,11 +353,16 @@ static int post_body(const struct http_request *req,
 	*len = req->body_len;
 	if (!ce || strcasecmp(ce, "identity") == 0)
 		return 0;
-	if (strcasecmp(ce, "deflate") != 0) {
-		fail(resp, 415, "unsupported Content-Encoding; use deflate");
+	if (strcasecmp(ce, "zstd") == 0)
+		st = zbuf_unzstd(req->body, req->body_len, inflated);
+	else if (strcasecmp(ce, "deflate") == 0)
+		st = zbuf_inflate(req->body, req->body_len, inflated);
+	else {
+		fail(resp, 415, "unsupported Content-Encoding; use zstd or "
+		     "deflate");
 		return -1;
 	}
-	switch (zbuf_inflate(req->body, req->body_len, inflated)) {
+	switch (st) {
 	case BS_OK:
 		*plain = inflated->data;
 		*len = inflated->len;
@@ -352,7 +372,7 @@ static int post_body(const struct http_request *req,
 		     API_MAX_BODY);
 		return -1;
 	default:
-		fail(resp, 400, "the deflate body is corrupt");
+		fail(resp, 400, "the compressed body is corrupt");
 		return -1;
 	}
 }

@@ -32,6 +32,7 @@
 #include <sodium.h>
 #include <sqlite3.h>
 #include <zlib.h>
+#include <zstd.h>
 
 #include "capture.h"
 #include "changeset.h"
@@ -1347,6 +1348,17 @@ static long post_raw(struct dev *d, const void *body, size_t len,
 }
 
 /* zlib (RFC 1950) bytes of in; *out is malloc'd. */
+static size_t zstd_bytes(const void *in, size_t len, uint8_t **out)
+{
+	size_t n = ZSTD_compressBound(len);
+
+	*out = malloc(n);
+	ck_assert_ptr_nonnull(*out);
+	n = ZSTD_compress(*out, n, in, len, 19);
+	ck_assert(!ZSTD_isError(n));
+	return n;
+}
+
 static size_t deflate_bytes(const void *in, size_t len, uint8_t **out)
 {
 	uLongf n = compressBound((uLong)len);
@@ -1360,7 +1372,7 @@ static size_t deflate_bytes(const void *in, size_t len, uint8_t **out)
 START_TEST(test_malformed_bodies)
 {
 	struct dev a;
-	struct cset c1;
+	struct cset c1, c2;
 	struct buf b;
 	struct reply r;
 	struct pushed p;
@@ -1462,6 +1474,19 @@ START_TEST(test_malformed_bodies)
 	ck_assert_int_eq(logged(&c1), 0);
 	assert_alive();
 
+	/* zstd that is not zstd */
+	ck_assert_int_eq(post_raw(&a, b.data, b.len, NULL, "zstd", &r), 400);
+	assert_error(&r, 400, "corrupt");
+	reply_free(&r);
+	ck_assert_int_eq(logged(&c1), 0);
+	/* a zstd body with a byte cut off */
+	zlen = zstd_bytes(b.data, b.len, &z);
+	ck_assert_int_eq(post_raw(&a, z, zlen - 1, NULL, "zstd", &r), 400);
+	reply_free(&r);
+	free(z);
+	ck_assert_int_eq(logged(&c1), 0);
+	assert_alive();
+
 	/* a good deflate push is accepted (so c1 was really never logged) */
 	zlen = deflate_bytes(b.data, b.len, &z);
 	ck_assert_int_eq(post_raw(&a, z, zlen, NULL, "deflate", &p.rep), 200);
@@ -1486,10 +1511,37 @@ START_TEST(test_malformed_bodies)
 	ck_assert_int_eq(f.type[0], FRAME_CHECKPOINT);
 	ck_assert_int_eq(f.type[f.n - 1], FRAME_CURSOR);
 	frames_free(&f);
+	reply_free(&r);
+	assert_alive();
+
+	/* a zstd push is accepted, and zstd is preferred when both are
+	 * acceptable */
+	dev_member(&a, &c2, "b1");
+	push_stream((const struct cset *const[]){&c2}, 1, &b);
+	zlen = zstd_bytes(b.data, b.len, &z);
+	ck_assert_int_eq(post_raw(&a, z, zlen, NULL, "zstd", &p.rep), 200);
+	push_parse(&p, (const uint8_t(*)[HASH_BYTES])c2.id, 1);
+	ck_assert_int_eq(p.v[0].status, VERDICT_ACCEPTED);
+	pushed_free(&p);
+	free(z);
+	buf_release(&b);
+	ck_assert_int_eq(logged(&c2), 1);
+	ck_assert_int_eq(dev_call_ex(&a, "GET", "/v1/pull?after=0", NULL, NULL,
+				     "Accept-Encoding: deflate, zstd", NULL, 0,
+				     &r),
+			 200);
+	ck_assert_str_eq(r.cenc, "zstd");
+	plain_len = ZSTD_decompress(plain, 8u << 20, r.body, r.len);
+	ck_assert(!ZSTD_isError(plain_len));
+	ck_assert_int_eq(frames_parse(plain, plain_len, &f), BS_OK);
+	ck_assert_int_eq(f.type[0], FRAME_CHECKPOINT);
+	ck_assert_int_eq(f.type[f.n - 1], FRAME_CURSOR);
+	frames_free(&f);
 	free(plain);
 	reply_free(&r);
 	assert_alive();
 	cset_free(&c1);
+	cset_free(&c2);
 	dev_free(&a);
 }
 END_TEST
@@ -1606,6 +1658,17 @@ START_TEST(test_body_limits)
 	free(zeros);
 	ck_assert_uint_lt(zlen, 1u << 20);
 	ck_assert_int_eq(post_raw(&a, z, zlen, NULL, "deflate", &r), 413);
+	assert_error(&r, 413, "inflates");
+	reply_free(&r);
+	free(z);
+	assert_alive();
+	/* and the same bomb in zstd */
+	zeros = calloc(1, 20u << 20);
+	ck_assert_ptr_nonnull(zeros);
+	zlen = zstd_bytes(zeros, 20u << 20, &z);
+	free(zeros);
+	ck_assert_uint_lt(zlen, 1u << 20);
+	ck_assert_int_eq(post_raw(&a, z, zlen, NULL, "zstd", &r), 413);
 	assert_error(&r, 413, "inflates");
 	reply_free(&r);
 	free(z);
