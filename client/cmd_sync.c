@@ -50,7 +50,8 @@ static void cmd_sync_json(const struct sync_summary *s)
 	printf("{\"pushed\":%llu,\"accepted\":%llu,\"duplicates\":%llu,"
 	       "\"refused\":%llu,\"pulled\":%llu,\"applied\":%llu,"
 	       "\"conflicts\":%llu,\"bytes_sent\":%llu,"
-	       "\"bytes_received\":%llu,\"checkpoint\":{\"size\":%llu,"
+	       "\"bytes_received\":%llu,\"requests\":%llu,"
+	       "\"checkpoint\":{\"size\":%llu,"
 	       "\"root\":\"%s\"},\"cursor\":%llu}\n",
 	       (unsigned long long)s->pushed, (unsigned long long)s->accepted,
 	       (unsigned long long)s->duplicates,
@@ -59,6 +60,7 @@ static void cmd_sync_json(const struct sync_summary *s)
 	       (unsigned long long)s->conflicts,
 	       (unsigned long long)s->bytes_sent,
 	       (unsigned long long)s->bytes_received,
+	       (unsigned long long)s->requests,
 	       (unsigned long long)s->checkpoint_size, root,
 	       (unsigned long long)s->cursor);
 }

@@ -1221,6 +1221,7 @@ cleanup:
 	if (s.t) {
 		sum->bytes_sent = transport_bytes_sent(s.t);
 		sum->bytes_received = transport_bytes_received(s.t);
+		sum->requests = transport_requests(s.t);
 	}
 	sum->checkpoint_size = s.cp.size;
 	memcpy(sum->checkpoint_root, s.cp.root, HASH_BYTES);

@@ -37,7 +37,7 @@ struct sync_options {
 struct sync_summary {
 	uint64_t pushed, accepted, duplicates, refused;
 	uint64_t pulled, applied, conflicts;
-	uint64_t bytes_sent, bytes_received;
+	uint64_t bytes_sent, bytes_received, requests;
 	uint64_t checkpoint_size;
 	uint8_t checkpoint_root[HASH_BYTES];
 	uint64_t cursor;

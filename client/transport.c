@@ -48,7 +48,7 @@ struct transport {
 	enum transport_encoding encoding;
 	long retry_after_s;            /* -1: none */
 	struct buf raw;                /* the answer as received */
-	uint64_t sent, received;
+	uint64_t sent, received, requests;
 	char errbuf[CURL_ERROR_SIZE];
 	int global;                    /* curl_global_init succeeded */
 };
@@ -285,6 +285,11 @@ uint64_t transport_bytes_received(const struct transport *t)
 	return t->received;
 }
 
+uint64_t transport_requests(const struct transport *t)
+{
+	return t->requests;
+}
+
 /* ---- one try ---- */
 
 /* The Authorization header of a signed request, appended to *list: one
@@ -499,6 +504,7 @@ static enum transport_try transport_exchange(struct transport *t,
 		goto cleanup;
 	}
 	cc = curl_easy_perform(t->curl);
+	t->requests++;
 	curl_easy_getinfo(t->curl, CURLINFO_SIZE_UPLOAD_T, &up);
 	curl_easy_getinfo(t->curl, CURLINFO_SIZE_DOWNLOAD_T, &down);
 	t->sent += (uint64_t)(up > 0 ? up : 0);

@@ -103,6 +103,8 @@ void transport_reply_message(const struct transport_reply *r, char *out,
 /* Body bytes sent and received on the wire (compressed), every attempt. */
 uint64_t transport_bytes_sent(const struct transport *t);
 uint64_t transport_bytes_received(const struct transport *t);
+/* HTTP exchanges tried, answered or not. */
+uint64_t transport_requests(const struct transport *t);
 
 /* Normalises a --pin value (64 hex digits, 44 base64 characters, or
  * "sha256//" and base64) into out as "sha256//BASE64". Returns 0, or -1

@@ -832,6 +832,44 @@ START_TEST(kept_challenge_stale_or_fresh)
 }
 END_TEST
 
+/* A sync whose push was all the log got since the cursor is one request:
+ * the push answer proves the checkpoint and nothing is left to pull. When
+ * another device's set came in between, the pull still happens. */
+START_TEST(push_only_sync_is_one_request)
+{
+	char a[400], b[400], id[65];
+	struct harness_run r;
+
+	device("a", "branch", "b1", a, sizeof a);
+	device("b", "branch", "b1", b, sizeof b);
+	sync_quiet(a);
+	sync_quiet(b);
+	harness_put(a, id, "members", "name=Wang", NULL);
+	r = sync_ok(a);
+	ck_assert_int_eq(harness_json_int(r.out, "accepted"), 1);
+	ck_assert_int_eq(harness_json_int(r.out, "requests"), 1);
+	ck_assert_int_eq(harness_json_int(r.out, "cursor"),
+			 harness_json_int(r.out, "size"));
+	harness_run_free(&r);
+	/* b's set lands between a's cursor and a's next push */
+	harness_put(b, NULL, "members", "name=Li", NULL);
+	sync_quiet(b);
+	harness_put(a, NULL, "members", "--id", id, "phone=13800000000",
+		    NULL);
+	r = sync_ok(a);
+	ck_assert_int_eq(harness_json_int(r.out, "accepted"), 1);
+	ck_assert_int_eq(harness_json_int(r.out, "requests"), 2);
+	ck_assert_int_eq(harness_json_int(r.out, "pulled"), 1);
+	harness_run_free(&r);
+	ck_assert_int_eq(harness_db_int(a, "SELECT count(*) FROM members"
+					" WHERE name='Li'"), 1);
+	/* and b gets a's edit in its turn */
+	sync_quiet(b);
+	ck_assert_int_eq(harness_db_int(b, "SELECT count(*) FROM members"
+					" WHERE phone='13800000000'"), 1);
+}
+END_TEST
+
 /* ---- large syncs: batches, pages, and a sync killed midway ---- */
 
 /* A CSV of n members of branch b1 with long names (about 150 bytes a
@@ -1040,6 +1078,7 @@ static Suite *sync_suite(void)
 	tcase_add_test(tc, clock_follows_what_was_seen);
 	tcase_add_test(tc, future_clock_does_not_win_forever);
 	tcase_add_test(tc, kept_challenge_stale_or_fresh);
+	tcase_add_test(tc, push_only_sync_is_one_request);
 	tcase_add_test(tc, large_sync_resumes);
 	tcase_add_test(tc, fork_is_caught);
 	suite_add_tcase(s, tc);
