@@ -16,6 +16,7 @@
 #include "changeset.h"
 #include "cli.h"
 #include "clock.h"
+#include "cscompact.h"
 #include "hlc.h"
 #include "logentry.h"
 #include "mem.h"
@@ -52,6 +53,9 @@ struct sync {
 	 * nothing else was logged and this sync needs no pull. */
 	uint64_t ahead;
 	int caught_up;
+	/* Send whole change sets only: the server could not name the
+	 * predecessor of a compact one (409), so this sync does without. */
+	int whole;
 	int progress;
 	struct sync_summary *sum;
 };
@@ -301,6 +305,57 @@ static int sync_store_checkpoint(struct sync *s, const struct checkpoint *cp,
 
 /* ---- push ---- */
 
+/* Whether our change set `seq` - 1 has a verdict logged by the server
+ * (accepted, or refused and logged): then the server knows it as our
+ * chain's head when it reads `seq`. */
+static int sync_pred_logged(struct sync *s, int64_t seq)
+{
+	sqlite3_stmt *st = NULL;
+	int logged = 0;
+
+	if (sqlite3_prepare_v2(s->r->db, "SELECT acked FROM bs_outbox"
+			       " WHERE seq=?1", -1, &st, NULL) != SQLITE_OK)
+		return 0;
+	sqlite3_bind_int64(st, 1, seq - 1);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		logged = sqlite3_column_int(st, 0) != 0;
+	sqlite3_finalize(st);
+	return logged;
+}
+
+/* Appends our own change set `bytes` as a push frame: compact when the
+ * server can name its predecessor (the set before it in this batch, or
+ * our last logged one), else whole (docs/SYNC.md, "Few bytes"). */
+static int sync_put_own(struct sync *s, struct sync_batch *b,
+			const uint8_t *bytes, size_t n, struct err *e)
+{
+	int64_t seq = b->seq[b->n];
+	struct changeset cs;
+	struct buf c;
+	int rc = -1;
+
+	buf_init(&c, n);
+	if (s->whole ||
+	    !(seq == 1 || (b->n > 0 && b->seq[b->n - 1] == seq - 1) ||
+	      (b->n == 0 && sync_pred_logged(s, seq)))) {
+		frame_put(&b->body, FRAME_CHANGESET, bytes, n);
+		rc = 0;
+		goto cleanup;
+	}
+	if (changeset_decode(bytes, n, &cs) != BS_OK ||
+	    (int64_t)cs.env.seq != seq ||
+	    cscompact_encode(&cs, &c) != BS_OK) {
+		err_set(e, ERR_INVALID, "outbox row %lld is damaged",
+			(long long)seq);
+		goto cleanup;
+	}
+	frame_put(&b->body, FRAME_CHANGESET_COMPACT, c.data, c.len);
+	rc = 0;
+cleanup:
+	buf_release(&c);
+	return rc;
+}
+
 /* Reads the next batch of unacknowledged change sets, oldest first. */
 static int sync_batch_fill(struct sync *s, struct sync_batch *b,
 			   struct err *e)
@@ -342,8 +397,14 @@ static int sync_batch_fill(struct sync *s, struct sync_batch *b,
 		}
 		b->seq[b->n] = sqlite3_column_int64(st, 0);
 		memcpy(b->id[b->n], sqlite3_column_blob(st, 1), HASH_BYTES);
-		frame_put(&b->body, FRAME_CHANGESET, sqlite3_column_blob(st, 2),
-			  n);
+		if (!b->relay) {
+			if (sync_put_own(s, b, sqlite3_column_blob(st, 2), n,
+					 e))
+				goto cleanup;
+		} else {
+			frame_put(&b->body, FRAME_CHANGESET,
+				  sqlite3_column_blob(st, 2), n);
+		}
 		if (b->relay) {
 			memcpy(b->after_author, sqlite3_column_blob(st, 3),
 			       SIGN_PUBLIC_BYTES);
@@ -608,6 +669,13 @@ static int sync_push_batch(struct sync *s, struct sync_batch *b, int *done,
 			      b->body.len,
 			      TRANSPORT_SIGNED | TRANSPORT_IDEMPOTENT, &rep, e))
 		goto cleanup;
+	if (rep.status == 409 && !s->whole) {
+		/* it could not name a compact set's predecessor (its log
+		 * and this outbox disagree): the same batch, whole */
+		s->whole = 1;
+		transport_reply_release(&rep);
+		return sync_push_batch(s, b, done, e);
+	}
 	if (rep.status != 200) {
 		answer_http_error(&rep, "push", e);
 		goto cleanup;

@@ -14,6 +14,7 @@
 
 #include "cli.h"
 #include "clock.h"
+#include "cscompact.h"
 #include "devices.h"
 #include "digest.h"
 #include "frame.h"
@@ -530,7 +531,8 @@ cleanup:
 /* Splits a push body into its change sets (pointers into body), checking
  * the frame stream whole before anything is ingested. */
 static int split_push(const uint8_t *body, size_t len, const uint8_t **sets,
-		      size_t *lens, size_t *n, struct http_response *resp)
+		      size_t *lens, uint8_t *compact, size_t *n,
+		      struct http_response *resp)
 {
 	struct frame_reader fr;
 	struct frame f;
@@ -544,7 +546,8 @@ static int split_push(const uint8_t *body, size_t len, const uint8_t **sets,
 		/* feed stops at the end of each frame, so a frame's payload
 		 * is the f.len bytes of body just before off */
 		while (frame_reader_next(&fr, &f)) {
-			if (f.type != FRAME_CHANGESET) {
+			if (f.type != FRAME_CHANGESET &&
+			    f.type != FRAME_CHANGESET_COMPACT) {
 				fail(resp, 400, "a push carries only change "
 				     "set frames");
 				goto cleanup;
@@ -556,6 +559,7 @@ static int split_push(const uint8_t *body, size_t len, const uint8_t **sets,
 			}
 			sets[*n] = body + off - f.len;
 			lens[*n] = f.len;
+			compact[*n] = f.type == FRAME_CHANGESET_COMPACT;
 			(*n)++;
 		}
 		if (off == len)
@@ -595,16 +599,101 @@ static int ingest_push(struct api *a, const uint8_t *const *sets,
 	return 0;
 }
 
+/* The predecessor of compact set i of seq `seq` by the caller: zeros for
+ * seq 1, the set just before it in this push if that is the caller's
+ * seq - 1, else the caller's last logged set if that is seq - 1. 0 if it
+ * is none of these (the client must send the set whole). */
+static int compact_prev(const struct caller *who, uint64_t seq,
+			const struct changeset *before, int have_before,
+			uint8_t prev[HASH_BYTES])
+{
+	memset(prev, 0, HASH_BYTES);
+	if (seq == 1)
+		return 1;
+	if (have_before &&
+	    memcmp(before->env.author, who->key, SIGN_PUBLIC_BYTES) == 0 &&
+	    before->env.seq == seq - 1) {
+		memcpy(prev, before->id, HASH_BYTES);
+		return 1;
+	}
+	if (who->dev.last_seq >= 1 && (uint64_t)who->dev.last_seq == seq - 1) {
+		memcpy(prev, who->dev.head, HASH_BYTES);
+		return 1;
+	}
+	return 0;
+}
+
+/* Turns the compact sets of a push (protocol/FORMAT.md, "Compact change
+ * sets") into the full signed bytes, into `full` (owned by the caller),
+ * and points sets[i] at them. Everything after this sees full sets only.
+ * A compact set whose predecessor the server cannot name gets 409: the
+ * whole push is refused, nothing logged, and the client sends it again
+ * with whole sets. */
+static int expand_push(const struct caller *who, const uint8_t **sets,
+		       size_t *lens, const uint8_t *compact, size_t n,
+		       struct buf *full, struct http_response *resp)
+{
+	size_t *off = NULL, i;
+	struct changeset before;
+	uint8_t prev[HASH_BYTES];
+	uint64_t seq;
+	int have_before = 0, rc = -1;
+	enum bs_status st;
+
+	if (!(off = mem_calloc(n ? n : 1, sizeof *off))) {
+		fail(resp, 500, "out of memory");
+		return -1;
+	}
+	for (i = 0; i < n; i++) {
+		if (!compact[i]) {
+			have_before = changeset_decode(sets[i], lens[i],
+						       &before) == BS_OK;
+			continue;
+		}
+		if ((st = cscompact_seq(sets[i], lens[i], &seq)) != BS_OK) {
+			fail(resp, 400, "compact change set %zu is malformed: "
+			     "%s", i + 1, bs_status_str(st));
+			goto cleanup;
+		}
+		if (!compact_prev(who, seq, &before, have_before, prev)) {
+			fail(resp, 409, "compact change set %zu (sequence %"
+			     PRIu64 ") does not follow this device's last "
+			     "logged one; send it whole", i + 1, seq);
+			goto cleanup;
+		}
+		off[i] = full->len;
+		if ((st = cscompact_expand(sets[i], lens[i], who->key, prev,
+					   full)) != BS_OK) {
+			fail(resp, st == BS_ELIMIT ? 413 : 400,
+			     "compact change set %zu is malformed: %s", i + 1,
+			     bs_status_str(st));
+			goto cleanup;
+		}
+		lens[i] = full->len - off[i];
+		/* decoded in place for the next one's predecessor; the
+		 * pointers are fixed below, once `full` stops moving */
+		have_before = changeset_decode(full->data + off[i], lens[i],
+					       &before) == BS_OK;
+	}
+	for (i = 0; i < n; i++)
+		if (compact[i])
+			sets[i] = full->data + off[i];
+	rc = 0;
+cleanup:
+	mem_free(off);
+	return rc;
+}
+
 static void post_push(struct api *a, const struct http_request *req,
 		      struct http_response *resp, struct caller *who)
 {
 	struct ingest_outcome *outs = NULL;
 	const uint8_t **sets = NULL;
 	size_t *lens = NULL;
-	uint8_t *sig_ok = NULL;
+	uint8_t *sig_ok = NULL, *compact = NULL;
 	struct checkpoint cp;
 	struct merkle_path path;
-	struct buf inflated, b;
+	struct buf inflated, b, full;
 	const uint8_t *body;
 	size_t len, n = 0, i;
 	uint64_t known;
@@ -613,6 +702,7 @@ static void post_push(struct api *a, const struct http_request *req,
 	err_init(&e);
 	buf_init(&inflated, API_MAX_BODY);
 	buf_init(&b, API_MAX_BODY);
+	buf_init(&full, API_MAX_BODY + API_MAX_PUSH * CHANGESET_ENVELOPE_MAX);
 	if (arg_u64(req, "known", 0, &known)) {
 		fail(resp, 400, "known must be a decimal number");
 		goto cleanup;
@@ -624,11 +714,13 @@ static void post_push(struct api *a, const struct http_request *req,
 	sets = mem_calloc(API_MAX_PUSH, sizeof *sets);
 	lens = mem_calloc(API_MAX_PUSH, sizeof *lens);
 	sig_ok = mem_calloc(API_MAX_PUSH, 1);
-	if (!outs || !sets || !lens || !sig_ok) {
+	compact = mem_calloc(API_MAX_PUSH, 1);
+	if (!outs || !sets || !lens || !sig_ok || !compact) {
 		fail(resp, 500, "out of memory");
 		goto cleanup;
 	}
-	if (split_push(body, len, sets, lens, &n, resp))
+	if (split_push(body, len, sets, lens, compact, &n, resp) ||
+	    expand_push(who, sets, lens, compact, n, &full, resp))
 		goto cleanup;
 	ingest_verify_batch(sets, lens, n, 0, sig_ok);
 	if (begin(a, resp))
@@ -666,7 +758,9 @@ cleanup:
 	mem_free(sets);
 	mem_free(lens);
 	mem_free(sig_ok);
+	mem_free(compact);
 	buf_release(&inflated);
+	buf_release(&full);
 	buf_release(&b);
 }
 

@@ -36,6 +36,7 @@
 
 #include "capture.h"
 #include "changeset.h"
+#include "cscompact.h"
 #include "checkpoint.h"
 #include "enrollment.h"
 #include "frame.h"
@@ -1073,6 +1074,45 @@ static void dev_member(struct dev *d, struct cset *out, const char *branch)
 
 /* ---- pushes ---- */
 
+static int contains(const uint8_t *hay, size_t n, const uint8_t *needle,
+		    size_t m)
+{
+	size_t i;
+
+	for (i = 0; m <= n && i <= n - m; i++)
+		if (memcmp(hay + i, needle, m) == 0)
+			return 1;
+	return 0;
+}
+
+/* A push body of compact sets (FORMAT.md, "Compact change sets"), or
+ * whole ones where whole[i] is set. */
+static void push_compact(const struct cset *const *sets, size_t n,
+			 const int *whole, struct buf *b)
+{
+	struct changeset cs;
+	struct buf c;
+	size_t i;
+
+	stream_init(b);
+	for (i = 0; i < n; i++) {
+		if (whole && whole[i]) {
+			frame_put(b, FRAME_CHANGESET, sets[i]->bytes,
+				  sets[i]->len);
+			continue;
+		}
+		ck_assert_int_eq(changeset_decode(sets[i]->bytes, sets[i]->len,
+						  &cs),
+				 BS_OK);
+		buf_init(&c, sets[i]->len);
+		ck_assert_int_eq(cscompact_encode(&cs, &c), BS_OK);
+		frame_put(b, FRAME_CHANGESET_COMPACT, c.data, c.len);
+		buf_release(&c);
+	}
+	frame_stream_end(b);
+	ck_assert_int_eq(b->status, BS_OK);
+}
+
 struct pushed {
 	struct reply rep;
 	struct frames f;
@@ -1543,6 +1583,127 @@ START_TEST(test_malformed_bodies)
 	cset_free(&c1);
 	cset_free(&c2);
 	dev_free(&a);
+}
+END_TEST
+
+/* Compact sets are expanded to the exact bytes their author signed: the
+ * same ids, receipts and log entries as whole ones. One whose predecessor
+ * the server cannot name is refused with 409 and nothing is logged; one
+ * sent by another device expands under that device's key and fails its
+ * signature; a malformed one is 400. */
+START_TEST(test_compact_push)
+{
+	struct dev a, b;
+	struct cset c1, c2, c3, c4, c5;
+	struct buf body;
+	struct pushed p;
+	struct reply r;
+	int whole_first[2] = {1, 0};
+	uint8_t junk[80], ids[2][HASH_BYTES];
+	long long b_entries;
+
+	enroll(&a, "branch", "b1");
+	enroll(&b, "branch", "b1");
+	dev_member(&a, &c1, "b1");
+	dev_member(&a, &c2, "b1");
+	dev_member(&a, &c3, "b1");
+	dev_member(&a, &c4, "b1");
+	dev_member(&a, &c5, "b1");
+
+	/* seq 2 first: its predecessor is neither logged nor in the push */
+	push_compact((const struct cset *const[]){&c2}, 1, NULL, &body);
+	ck_assert_int_eq(post_raw(&a, body.data, body.len, NULL, NULL, &r),
+			 409);
+	assert_error(&r, 409, "whole");
+	reply_free(&r);
+	buf_release(&body);
+	ck_assert_int_eq(logged(&c2), 0);
+
+	/* seq 1 and 2 compact in one push: seq 1 needs no predecessor,
+	 * seq 2 follows it */
+	push_compact((const struct cset *const[]){&c1, &c2}, 2, NULL, &body);
+	ck_assert_int_eq(post_raw(&a, body.data, body.len, NULL, NULL, &p.rep),
+			 200);
+	memcpy(ids[0], c1.id, HASH_BYTES);
+	memcpy(ids[1], c2.id, HASH_BYTES);
+	push_parse(&p, (const uint8_t(*)[HASH_BYTES])ids, 2);
+	ck_assert_int_eq(p.v[0].status, VERDICT_ACCEPTED);
+	ck_assert_int_eq(p.v[1].status, VERDICT_ACCEPTED);
+	pushed_free(&p);
+	buf_release(&body);
+	ck_assert_int_eq(logged(&c1), 1);
+	ck_assert_int_eq(logged(&c2), 1);
+	/* the log holds the whole signed bytes */
+	{
+		sqlite3 *db = db_open();
+		sqlite3_stmt *st;
+
+		ck_assert_int_eq(sqlite3_prepare_v2(db, "SELECT entry FROM "
+						    "srv_log WHERE cs_id=?1",
+						    -1, &st, NULL),
+				 SQLITE_OK);
+		sqlite3_bind_blob(st, 1, c2.id, HASH_BYTES, SQLITE_STATIC);
+		ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
+		ck_assert(contains(sqlite3_column_blob(st, 0),
+				   (size_t)sqlite3_column_bytes(st, 0),
+				   c2.bytes, c2.len));
+		sqlite3_finalize(st);
+		sqlite3_close(db);
+	}
+
+	/* seq 3 whole, then seq 4 compact after it in the same push */
+	push_compact((const struct cset *const[]){&c3, &c4}, 2, whole_first,
+		     &body);
+	ck_assert_int_eq(post_raw(&a, body.data, body.len, NULL, NULL, &r),
+			 200);
+	reply_free(&r);
+	buf_release(&body);
+	ck_assert_int_eq(logged(&c3), 1);
+	ck_assert_int_eq(logged(&c4), 1);
+
+	/* a's seq 1 compact, but sent by b: expanded as b's seq 1, which b
+	 * did not sign; refused and not logged */
+	b_entries = db_count("SELECT count(*) FROM srv_log WHERE author=?1",
+			     b.pk, SIGN_PUBLIC_BYTES, NULL);
+	push_compact((const struct cset *const[]){&c1}, 1, NULL, &body);
+	ck_assert_int_eq(post_raw(&b, body.data, body.len, NULL, NULL, &p.rep),
+			 200);
+	push_parse(&p, NULL, 1);
+	ck_assert_int_eq(p.v[0].status, VERDICT_REFUSED);
+	ck_assert_ptr_null(p.v[0].receipt);
+	ck_assert_ptr_nonnull(strstr(p.v[0].reason, "signature"));
+	ck_assert_int_ne(memcmp(p.v[0].changeset_id, c1.id, HASH_BYTES), 0);
+	pushed_free(&p);
+	buf_release(&body);
+	ck_assert_int_eq(db_count("SELECT count(*) FROM srv_log WHERE author=?1",
+				  b.pk, SIGN_PUBLIC_BYTES, NULL),
+			 b_entries);
+	/* seq 5 compact by a: its last logged set is 4 */
+	push_compact((const struct cset *const[]){&c5}, 1, NULL, &body);
+	ck_assert_int_eq(post_raw(&a, body.data, body.len, NULL, NULL, &r),
+			 200);
+	reply_free(&r);
+	buf_release(&body);
+	ck_assert_int_eq(logged(&c5), 1);
+
+	/* malformed compact frames */
+	memset(junk, 'B', sizeof junk);
+	stream_init(&body);
+	frame_put(&body, FRAME_CHANGESET_COMPACT, junk, sizeof junk);
+	frame_stream_end(&body);
+	ck_assert_int_eq(post_raw(&a, body.data, body.len, NULL, NULL, &r),
+			 400);
+	assert_error(&r, 400, "compact");
+	reply_free(&r);
+	buf_release(&body);
+	assert_alive();
+	cset_free(&c1);
+	cset_free(&c2);
+	cset_free(&c3);
+	cset_free(&c4);
+	cset_free(&c5);
+	dev_free(&a);
+	dev_free(&b);
 }
 END_TEST
 
@@ -2968,6 +3129,7 @@ static Suite *server_suite(void)
 	tcase_add_test(tc, test_body_limits);
 	tcase_add_test(tc, test_auth);
 	tcase_add_test(tc, test_auth_header);
+	tcase_add_test(tc, test_compact_push);
 	tcase_add_test(tc, test_unlogged_refusals);
 	tcase_add_test(tc, test_revoked);
 	tcase_add_test(tc, test_out_of_scope);

@@ -1056,6 +1056,18 @@ START_TEST(fork_is_caught)
 	r = harness_bs("sync", "--db", a, NULL);
 	harness_expect_code(&r, 4);
 	harness_run_free(&r);
+
+	/* with a change to push: the server cannot name the predecessor of
+	 * a's compact set (it lost a's sets), answers 409, gets it whole,
+	 * and a catches the fork in that push's answer */
+	harness_put(a, NULL, "members", "name=Qian Qi", NULL);
+	r = harness_bs("sync", "--db", a, NULL);
+	harness_expect_code(&r, 4);
+	ck_assert_msg(strstr(r.err, "consistency proof fails") != NULL,
+		      "message: %s", r.err);
+	harness_run_free(&r);
+	ck_assert_int_eq(harness_db_int(a, "SELECT count(*) FROM bs_outbox"
+					" WHERE acked=0"), 1);
 }
 END_TEST
 
