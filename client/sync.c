@@ -23,17 +23,17 @@
 #include "merge.h"
 #include "merkle.h"
 #include "proof.h"
+#include "pushreceipt.h"
 #include "request.h"
 #include "wire.h"
 
 /* An ENTRY frame: varint index, then a log entry. */
 #define SYNC_ENTRY_FRAME_MAX (WIRE_VARINT_MAX + LOGENTRY_MAX)
 /* A VERDICT frame: status, id, reason blob, receipt blob. */
-#define SYNC_VERDICT_MAX (64 + VERDICT_REASON_MAX + RECEIPT_SIGNED_MAX)
-/* A frame of a push answer: a verdict, or the consistency proof. */
+/* A frame of a push answer: the push receipt, or the consistency proof. */
 #define SYNC_PUSH_FRAME_MAX \
-	(SYNC_VERDICT_MAX > PROOF_MAX_ENCODED ? SYNC_VERDICT_MAX \
-					      : PROOF_MAX_ENCODED)
+	(PUSHRECEIPT_SIGNED_MAX > PROOF_MAX_ENCODED ? PUSHRECEIPT_SIGNED_MAX \
+						    : PROOF_MAX_ENCODED)
 /* A push body: the batch, plus one set that may overshoot it. */
 #define SYNC_PUSH_BODY_MAX (SYNC_PUSH_BYTES + CHANGESET_MAX_ENCODED + 4096)
 /* Small answers: a checkpoint or a proof and END. */
@@ -67,8 +67,8 @@ struct sync_batch {
 	int64_t seq[SYNC_PUSH_COUNT];
 	uint8_t id[SYNC_PUSH_COUNT][HASH_BYTES];
 	struct buf body;
-	struct buf verdicts;           /* the answer's verdicts, copied */
-	size_t off[SYNC_PUSH_COUNT + 1];
+	struct buf receipt;            /* the answer's push receipt, copied */
+	struct pushreceipt pr;         /* decoded from it */
 	/* A batch of other devices' change sets this district device took
 	 * from bundles (bs_relay, docs/BUNDLE.md) rather than of our outbox.
 	 * Relay rows are read after (after_author, after_seq), so that one
@@ -268,20 +268,16 @@ static int sync_extends(struct sync *s, const struct checkpoint *cp,
 	return 0;
 }
 
-/* Reads an answer's checkpoint (a push's or a pull page's) and the
- * consistency proof that follows it when it is larger than ours, and
- * proves it extends ours. */
-static int sync_answer_checkpoint(struct sync *s, struct answer_frames *fr,
-				struct checkpoint *cp, struct err *e)
+/* Given an answer's verified checkpoint (a push receipt's or a pull
+ * page's), reads the consistency proof that follows it when it is larger
+ * than ours, and proves it extends ours. */
+static int sync_checkpoint_proof(struct sync *s, struct answer_frames *fr,
+				 const struct checkpoint *cp, struct err *e)
 {
 	struct frame f;
 	struct proof p;
 	enum bs_status st;
 
-	if (answer_frames_expect(fr, FRAME_CHECKPOINT, "checkpoint", &f, e) ||
-	    answer_checkpoint_open(f.payload, f.len, s->server_pk, s->origin,
-				   cp, e))
-		return -1;
 	if (cp->size <= s->cp.size)
 		return sync_extends(s, cp, NULL, e);
 	if (answer_frames_expect(fr, FRAME_PROOF, "consistency proof", &f, e))
@@ -292,6 +288,19 @@ static int sync_answer_checkpoint(struct sync *s, struct answer_frames *fr,
 		return -1;
 	}
 	return sync_extends(s, cp, &p, e);
+}
+
+/* Reads a pull page's checkpoint and proves it extends ours. */
+static int sync_answer_checkpoint(struct sync *s, struct answer_frames *fr,
+				  struct checkpoint *cp, struct err *e)
+{
+	struct frame f;
+
+	if (answer_frames_expect(fr, FRAME_CHECKPOINT, "checkpoint", &f, e) ||
+	    answer_checkpoint_open(f.payload, f.len, s->server_pk, s->origin,
+				   cp, e))
+		return -1;
+	return sync_checkpoint_proof(s, fr, cp, e);
 }
 
 static int sync_store_checkpoint(struct sync *s, const struct checkpoint *cp,
@@ -366,7 +375,8 @@ static int sync_batch_fill(struct sync *s, struct sync_batch *b,
 	b->n = 0;
 	b->bytes = 0;
 	buf_reset(&b->body);
-	buf_reset(&b->verdicts);
+	buf_reset(&b->receipt);
+	pushreceipt_release(&b->pr);
 	/* rows are read one step at a time: memory stays bounded by the
 	 * batch, whatever the outbox holds */
 	if (sync_prepare(s, b->relay
@@ -431,30 +441,46 @@ cleanup:
 	return rc;
 }
 
-/* Reads a push answer: one verdict per change set sent (copied into
- * b->verdicts), then the checkpoint covering them. */
+/* Reads a push answer (receipt=push): the push receipt, which must be
+ * the server's, for exactly the sets sent, in this log; then the
+ * consistency proof from our checkpoint to its own. */
 static int sync_push_read(struct sync *s, struct sync_batch *b,
 			  const struct transport_reply *rep,
 			  struct checkpoint *cp, struct err *e)
 {
 	struct answer_frames fr;
 	struct frame f;
-	size_t i;
+	uint8_t ids_hash[HASH_BYTES];
+	enum bs_status st;
 	int rc = -1;
 
 	answer_frames_init(&fr, &rep->body, SYNC_PUSH_FRAME_MAX);
-	for (i = 0; i < b->n; i++) {
-		if (answer_frames_expect(&fr, FRAME_VERDICT, "verdict", &f, e))
-			goto cleanup;
-		b->off[i] = b->verdicts.len;
-		buf_append(&b->verdicts, f.payload, f.len);
-	}
-	b->off[b->n] = b->verdicts.len;
-	if (b->verdicts.status) {
-		err_set(e, ERR_INVALID, "out of memory reading the verdicts");
+	if (answer_frames_expect(&fr, FRAME_PUSHRECEIPT, "push receipt", &f,
+				 e))
+		goto cleanup;
+	buf_append(&b->receipt, f.payload, f.len);
+	if (b->receipt.status) {
+		err_set(e, ERR_INVALID, "out of memory reading the receipt");
 		goto cleanup;
 	}
-	if (sync_answer_checkpoint(s, &fr, cp, e) || answer_frames_end(&fr, e))
+	pushreceipt_ids_hash((const uint8_t(*)[HASH_BYTES])b->id, b->n,
+			     ids_hash);
+	if ((st = pushreceipt_decode(b->receipt.data, b->receipt.len,
+				     &b->pr)) != BS_OK ||
+	    (st = pushreceipt_verify(&b->pr, s->server_pk)) != BS_OK) {
+		err_set(e, ERR_VERIFY, "the server's push receipt does not "
+			"verify (%s)", bs_status_str(st));
+		goto cleanup;
+	}
+	if (b->pr.count != b->n ||
+	    memcmp(b->pr.ids_hash, ids_hash, HASH_BYTES) != 0 ||
+	    strcmp(b->pr.checkpoint.origin, s->origin) != 0) {
+		err_set(e, ERR_VERIFY, "the server's push receipt is not for "
+			"the %zu change sets sent to log %s", b->n, s->origin);
+		goto cleanup;
+	}
+	*cp = b->pr.checkpoint;
+	if (sync_checkpoint_proof(s, &fr, cp, e) || answer_frames_end(&fr, e))
 		goto cleanup;
 	rc = 0;
 cleanup:
@@ -465,27 +491,6 @@ cleanup:
 static void sync_short_hex(const uint8_t *p, char out[17])
 {
 	sodium_bin2hex(out, 17, p, 8);
-}
-
-/* The receipt of a verdict must be the server's, for this change set, in
- * this log. */
-static int sync_receipt(struct sync *s, const struct verdict *v,
-			uint64_t *index, struct err *e)
-{
-	struct receipt rc;
-	char hex[17];
-
-	if (receipt_decode(v->receipt, v->receipt_len, &rc) == BS_OK &&
-	    receipt_verify(&rc, s->server_pk) == BS_OK &&
-	    memcmp(rc.changeset_id, v->changeset_id, HASH_BYTES) == 0 &&
-	    strcmp(rc.checkpoint.origin, s->origin) == 0) {
-		*index = rc.index;
-		return 0;
-	}
-	sync_short_hex(v->changeset_id, hex);
-	err_set(e, ERR_VERIFY, "the server's receipt for change set %s does "
-		"not verify", hex);
-	return -1;
 }
 
 static void sync_note_refusal(struct sync *s, const char *reason, size_t len)
@@ -504,72 +509,73 @@ static void sync_note_refusal(struct sync *s, const char *reason, size_t len)
 	s->sum->refusal[len] = '\0';
 }
 
-/* Applies one verdict to its outbox (or relay) row. A refusal the server
- * did not log leaves the row pending and its reason in `unlogged` (else
- * empty). */
+/* Applies verdict i of the push receipt (stored as bs_receipts row
+ * `receipt_id`) to its outbox (or relay) row. A refusal the server did not
+ * log leaves the row pending and its reason in `unlogged` (else empty). */
 static int sync_verdict(struct sync *s, struct sync_batch *b, size_t i,
+			int64_t receipt_id,
 			char unlogged[VERDICT_REASON_MAX + 1], struct err *e)
 {
-	struct verdict v;
+	const struct pushreceipt_item *it = &b->pr.items[i];
 	sqlite3_stmt *st = NULL;
 	static const char relayed[] = "relayed for another device: ";
-	char hex[17], why[VERDICT_REASON_MAX + 1];
-	uint64_t index;
+	char why[VERDICT_REASON_MAX + 1];
 	size_t n, len;
 	int acked;
 
 	unlogged[0] = '\0';
-	if (verdict_decode(b->verdicts.data + b->off[i],
-			   b->off[i + 1] - b->off[i], &v) != BS_OK) {
-		err_set(e, ERR_VERIFY,
-			"the server's verdict on change set %lld "
-			"is malformed",
-			(long long)b->seq[i]);
-		return -1;
-	}
-	if (memcmp(v.changeset_id, b->id[i], HASH_BYTES) != 0) {
-		sync_short_hex(v.changeset_id, hex);
-		err_set(e, ERR_VERIFY, "the server's verdict %zu names change "
-			"set %s, not the one sent", i + 1, hex);
-		return -1;
-	}
-	if (v.status == VERDICT_REFUSED && !v.receipt) {
-		snprintf(unlogged, VERDICT_REASON_MAX + 1, "%s",
-			 v.reason[0] ? v.reason : "no reason given");
+	if (!it->logged) {
+		snprintf(unlogged, VERDICT_REASON_MAX + 1, "%s", it->reason);
 		return 0;
 	}
-	if (sync_receipt(s, &v, &index, e) ||
-	    sync_prepare(s, b->relay
-			 ? "UPDATE bs_relay SET acked=?1, receipt=?2,"
+	if (sync_prepare(s, b->relay
+			 ? "UPDATE bs_relay SET acked=?1, push_receipt=?2,"
 			   " verdict=?3 WHERE id=?4"
-			 : "UPDATE bs_outbox SET acked=?1, receipt=?2,"
+			 : "UPDATE bs_outbox SET acked=?1, push_receipt=?2,"
 			   " verdict=?3 WHERE seq=?4", &st, e))
 		return -1;
-	if (!b->relay && index == s->ahead)
+	if (!b->relay && it->index == s->ahead)
 		s->ahead++;
-	acked = v.status == VERDICT_REFUSED ? 2 : 1;
+	acked = it->status == VERDICT_REFUSED ? 2 : 1;
 	sqlite3_bind_int(st, 1, acked);
-	sqlite3_bind_blob64(st, 2, v.receipt, v.receipt_len, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, receipt_id);
 	if (acked == 2)
-		sqlite3_bind_text(st, 3, v.reason, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 3, it->reason, -1, SQLITE_STATIC);
 	if (b->relay)
 		sqlite3_bind_blob(st, 4, b->id[i], HASH_BYTES, SQLITE_STATIC);
 	else
 		sqlite3_bind_int64(st, 4, b->seq[i]);
-	if (v.status == VERDICT_ACCEPTED)
+	if (it->status == VERDICT_ACCEPTED)
 		s->sum->accepted++;
-	else if (v.status == VERDICT_DUPLICATE)
+	else if (it->status == VERDICT_DUPLICATE)
 		s->sum->duplicates++;
 	else {
 		s->sum->refused++;
 		/* the reason, said to be a relayed set's when it is */
 		n = b->relay ? strlen(relayed) : 0;
 		memcpy(why, relayed, n);
-		len = strnlen(v.reason, sizeof why - 1 - n);
-		memcpy(why + n, v.reason, len);
+		len = strnlen(it->reason, sizeof why - 1 - n);
+		memcpy(why + n, it->reason, len);
 		sync_note_refusal(s, why, n + len);
 	}
 	return sync_done(s, st, e);
+}
+
+/* Keeps the push receipt once for all the rows it answers. */
+static int sync_keep_receipt(struct sync *s, const struct sync_batch *b,
+			     int64_t *id, struct err *e)
+{
+	sqlite3_stmt *st = NULL;
+
+	if (sync_prepare(s, "INSERT INTO bs_receipts(bytes) VALUES(?1)", &st,
+			 e))
+		return -1;
+	sqlite3_bind_blob64(st, 1, b->receipt.data, b->receipt.len,
+			    SQLITE_STATIC);
+	if (sync_done(s, st, e))
+		return -1;
+	*id = sqlite3_last_insert_rowid(s->r->db);
+	return 0;
 }
 
 /* A relayed set the server refused without logging it (a gap in its
@@ -603,13 +609,15 @@ static int sync_push_commit(struct sync *s, struct sync_batch *b,
 	char reason[VERDICT_REASON_MAX + 1],
 	    first_reason[VERDICT_REASON_MAX + 1];
 	size_t i;
-	int64_t first = 0;
+	int64_t first = 0, receipt_id = 0;
 
 	*stop = 0;
 	if (replica_begin(s->r, e))
 		return -1;
+	if (sync_keep_receipt(s, b, &receipt_id, e))
+		goto fail;
 	for (i = 0; i < b->n; i++) {
-		if (sync_verdict(s, b, i, reason, e))
+		if (sync_verdict(s, b, i, receipt_id, reason, e))
 			goto fail;
 		if (reason[0] && b->relay) {
 			if (sync_relay_unlogged(s, b, i, reason, e))
@@ -663,8 +671,8 @@ static int sync_push_batch(struct sync *s, struct sync_batch *b, int *done,
 		rc = 0;
 		goto cleanup;
 	}
-	snprintf(target, sizeof target, "/v1/push?known=%" PRIu64,
-		 s->cp.size);
+	snprintf(target, sizeof target, "/v1/push?known=%" PRIu64
+		 "&receipt=push", s->cp.size);
 	if (transport_request(s->t, "POST", target, b->body.data,
 			      b->body.len,
 			      TRANSPORT_SIGNED | TRANSPORT_IDEMPOTENT, &rep, e))
@@ -704,7 +712,7 @@ static int sync_push(struct sync *s, struct err *e)
 		return -1;
 	}
 	buf_init(&b->body, SYNC_PUSH_BODY_MAX);
-	buf_init(&b->verdicts, SYNC_PUSH_COUNT * SYNC_VERDICT_MAX);
+	buf_init(&b->receipt, PUSHRECEIPT_SIGNED_MAX);
 	/* relayed sets first: this device's own may build on what it
 	 * relays, never the other way round (docs/BUNDLE.md) */
 	for (b->relay = 1; b->relay >= 0; b->relay--)
@@ -714,7 +722,8 @@ static int sync_push(struct sync *s, struct err *e)
 	rc = 0;
 cleanup:
 	buf_release(&b->body);
-	buf_release(&b->verdicts);
+	buf_release(&b->receipt);
+	pushreceipt_release(&b->pr);
 	mem_free(b);
 	return rc;
 }

@@ -20,7 +20,7 @@
 #define FRAME_HEADER_LEN 5 /* magic + version */
 
 /* Types 1..127 belong to callers; each is defined in the section of the
- * format that uses it. 15..127 are unassigned but pass the reader; 128..255
+ * format that uses it. 16..127 are unassigned but pass the reader; 128..255
  * are rejected (BS_EINVALID). */
 enum frame_type {
 	FRAME_END = 0, /* empty payload; marks a complete stream */
@@ -38,6 +38,7 @@ enum frame_type {
 	FRAME_ENTRY = 12, /* varint log index || log entry */
 	FRAME_ROWHASH = 13, /* one record row's hash ("Row hashes") */
 	FRAME_CHANGESET_COMPACT = 14, /* "Compact change sets" */
+	FRAME_PUSHRECEIPT = 15, /* "Push receipts" */
 	FRAME_TYPE_MAX = 127, /* the largest type a stream may carry */
 };
 

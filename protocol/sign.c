@@ -22,6 +22,7 @@ const char *sign_label(enum sign_kind kind)
 	case SIGN_REVOCATION: return "branchsync/revocation/v1";
 	case SIGN_REQUEST: return "branchsync/request/v1";
 	case SIGN_DIGEST: return "branchsync/digest/v1";
+	case SIGN_PUSHRECEIPT: return "branchsync/pushreceipt/v1";
 	}
 	return "branchsync/invalid";
 }

@@ -24,6 +24,7 @@ enum sign_kind {
 	SIGN_REVOCATION,
 	SIGN_REQUEST,
 	SIGN_DIGEST,
+	SIGN_PUSHRECEIPT,
 };
 
 /* Calls sodium_init() and reports whether libsodium is usable. Safe to call

@@ -132,9 +132,22 @@ static int migrate_5(sqlite3 *db, struct err *e)
 		" WHERE del_hlc IS NOT NULL;", e);
 }
 
+/* Migration 6: a push is answered by one signed push receipt for all its
+ * sets (protocol/FORMAT.md, "Push receipts"); it is kept once, in
+ * bs_receipts, and each row it answers points at it. The receipt columns
+ * keep the per-set receipts of pushes made before. */
+static int migrate_6(sqlite3 *db, struct err *e)
+{
+	return replica_exec(db,
+		"CREATE TABLE bs_receipts(id INTEGER PRIMARY KEY NOT NULL,"
+		" bytes BLOB NOT NULL) STRICT;"
+		"ALTER TABLE bs_outbox ADD COLUMN push_receipt INTEGER;"
+		"ALTER TABLE bs_relay ADD COLUMN push_receipt INTEGER;", e);
+}
+
 typedef int (*migration_fn)(sqlite3 *db, struct err *e);
 static const migration_fn migrations[REPLICA_VERSION] = {
-	migrate_1, migrate_2, migrate_3, migrate_4, migrate_5};
+	migrate_1, migrate_2, migrate_3, migrate_4, migrate_5, migrate_6};
 
 int replica_migrate(sqlite3 *db, int version, struct err *e)
 {

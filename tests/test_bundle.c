@@ -375,7 +375,7 @@ START_TEST(relay_through_district)
 			 2); /* b1, b2 rows */
 	harness_run_free(&r);
 	ck_assert_int_eq(harness_db_int(d, "SELECT count(*) FROM bs_relay WHERE"
-					   " acked=1 AND receipt IS NOT NULL"),
+					   " acked=1 AND push_receipt IS NOT NULL"),
 			 3);
 	snprintf(sql, sizeof sql,
 		 "SELECT count(*) FROM srv_log WHERE kind=1"
@@ -399,7 +399,7 @@ START_TEST(relay_through_district)
 	harness_run_free(&r);
 	ck_assert_int_eq(harness_db_int(a,
 					"SELECT count(*) FROM bs_outbox WHERE"
-					" acked=1 AND receipt IS NOT NULL"),
+					" acked=1 AND push_receipt IS NOT NULL"),
 			 3);
 	ck_assert_int_eq(srv_int("SELECT count(*) FROM (SELECT cs_id FROM"
 				 " srv_log WHERE kind=1 GROUP BY cs_id"

@@ -37,6 +37,7 @@
 #include "capture.h"
 #include "changeset.h"
 #include "cscompact.h"
+#include "pushreceipt.h"
 #include "checkpoint.h"
 #include "enrollment.h"
 #include "frame.h"
@@ -1707,6 +1708,96 @@ START_TEST(test_compact_push)
 }
 END_TEST
 
+/* With receipt=push the answer is one signed push receipt for the whole
+ * push: the verdicts in order with their log indices, bound to the ids
+ * sent, under the checkpoint that covers them. */
+static void push_receipt_get(struct dev *d, const struct cset *const *sets,
+			     size_t n, struct pushreceipt *pr,
+			     struct reply *r)
+{
+	uint8_t ids[4][HASH_BYTES], h[HASH_BYTES];
+	struct frames f;
+	struct buf body;
+	size_t i;
+
+	ck_assert_uint_le(n, 4);
+	push_stream(sets, n, &body);
+	ck_assert_int_eq(dev_call(d, "POST", "/v1/push?receipt=push",
+				  body.data, body.len, r),
+			 200);
+	buf_release(&body);
+	ck_assert_int_eq(frames_parse(r->body, r->len, &f), BS_OK);
+	ck_assert_uint_eq(f.n, 1);
+	ck_assert_int_eq(f.type[0], FRAME_PUSHRECEIPT);
+	ck_assert_int_eq(pushreceipt_decode(f.p[0], f.len[0], pr), BS_OK);
+	ck_assert_int_eq(pushreceipt_verify(pr, S.pk), BS_OK);
+	/* the signed bytes point into f: not used after this */
+	pr->signed_bytes = NULL;
+	pr->signed_len = 0;
+	frames_free(&f);
+	ck_assert_uint_eq(pr->count, n);
+	for (i = 0; i < n; i++)
+		memcpy(ids[i], sets[i]->id, HASH_BYTES);
+	pushreceipt_ids_hash((const uint8_t(*)[HASH_BYTES])ids, n, h);
+	ck_assert_mem_eq(pr->ids_hash, h, HASH_BYTES);
+}
+
+START_TEST(test_push_receipt)
+{
+	struct dev a;
+	struct cset c1, c2, c4;
+	struct pushreceipt pr, pr2;
+	struct reply r, r2;
+
+	enroll(&a, "branch", "b1");
+	dev_member(&a, &c1, "b1");
+	dev_member(&a, &c2, "b1");
+	push_receipt_get(&a, (const struct cset *const[]){&c1, &c2}, 2, &pr,
+			 &r);
+	ck_assert_int_eq(pr.items[0].status, VERDICT_ACCEPTED);
+	ck_assert_int_eq(pr.items[1].status, VERDICT_ACCEPTED);
+	ck_assert(pr.items[0].logged && pr.items[1].logged);
+	ck_assert_uint_eq(pr.items[1].index, pr.items[0].index + 1);
+	ck_assert_uint_eq(pr.checkpoint.size, pr.items[1].index + 1);
+	ck_assert_int_eq(logged(&c1), 1);
+	ck_assert_int_eq(logged(&c2), 1);
+
+	/* again: duplicates, at the same indices */
+	push_receipt_get(&a, (const struct cset *const[]){&c1, &c2}, 2, &pr2,
+			 &r2);
+	ck_assert_int_eq(pr2.items[0].status, VERDICT_DUPLICATE);
+	ck_assert_uint_eq(pr2.items[0].index, pr.items[0].index);
+	ck_assert_uint_eq(pr2.items[1].index, pr.items[1].index);
+	pushreceipt_release(&pr2);
+	reply_free(&r2);
+
+	/* a gap: refused, not logged, with its reason */
+	dev_member(&a, &c4, "b1"); /* seq 3 */
+	cset_free(&c4);
+	dev_member(&a, &c4, "b1"); /* seq 4, sent without 3 */
+	push_receipt_get(&a, (const struct cset *const[]){&c4}, 1, &pr2, &r2);
+	ck_assert_int_eq(pr2.items[0].status, VERDICT_REFUSED);
+	ck_assert(!pr2.items[0].logged);
+	ck_assert_uint_gt(strlen(pr2.items[0].reason), 0);
+	ck_assert_int_eq(logged(&c4), 0);
+	pushreceipt_release(&pr2);
+	reply_free(&r2);
+
+	/* an answer form the server does not know */
+	ck_assert_int_eq(dev_call(&a, "POST", "/v1/push?receipt=all", NULL, 0,
+				  &r2),
+			 400);
+	reply_free(&r2);
+	pushreceipt_release(&pr);
+	reply_free(&r);
+	cset_free(&c1);
+	cset_free(&c2);
+	cset_free(&c4);
+	assert_alive();
+	dev_free(&a);
+}
+END_TEST
+
 /* ---- tests: body limits ---- */
 
 static uint64_t metric(const char *name)
@@ -3130,6 +3221,7 @@ static Suite *server_suite(void)
 	tcase_add_test(tc, test_auth);
 	tcase_add_test(tc, test_auth_header);
 	tcase_add_test(tc, test_compact_push);
+	tcase_add_test(tc, test_push_receipt);
 	tcase_add_test(tc, test_unlogged_refusals);
 	tcase_add_test(tc, test_revoked);
 	tcase_add_test(tc, test_out_of_scope);

@@ -333,7 +333,7 @@ START_TEST(converge_within_scope)
 		ck_assert_int_eq(harness_db_int(order[i],
 						"SELECT count(*) FROM"
 						" bs_outbox WHERE acked != 1 OR"
-						" receipt IS NULL"),
+						" push_receipt IS NULL"),
 				 0);
 		ck_assert_int_eq(harness_db_int(order[i], "SELECT count(*) FROM"
 							  " bs_authors"),
@@ -761,7 +761,7 @@ START_TEST(unlogged_refusal_stops)
 	harness_run_free(&r);
 	ck_assert_int_eq(
 	    harness_db_int(a, "SELECT count(*) FROM bs_outbox WHERE"
-			      " acked=0 AND seq=2 AND receipt IS NULL"),
+			      " acked=0 AND seq=2 AND push_receipt IS NULL"),
 	    1);
 	/* nothing was pulled */
 	ck_assert_int_eq(harness_db_int(a, "SELECT value FROM bs_settings WHERE"
