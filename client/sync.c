@@ -6,12 +6,14 @@
 
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <sodium.h>
 #include <sqlite3.h>
 
 #include "answer.h"
+#include "config.h"
 #include "bundle.h"
 #include "changeset.h"
 #include "cli.h"
@@ -365,10 +367,27 @@ cleanup:
 	return rc;
 }
 
+/* Change sets per push: SYNC_PUSH_COUNT, or fewer in test builds that
+ * ask (BRANCHSYNC_TEST_PUSH_COUNT), so that a test can see several
+ * batches without writing thousands of sets. */
+static size_t sync_push_count(void)
+{
+#if BRANCHSYNC_TEST_HOOKS
+	const char *v = getenv("BRANCHSYNC_TEST_PUSH_COUNT");
+	long n = v ? strtol(v, NULL, 10) : 0;
+
+	if (n > 0 && n < SYNC_PUSH_COUNT)
+		return (size_t)n;
+#endif
+	return SYNC_PUSH_COUNT;
+}
+
 /* Reads the next batch of unacknowledged change sets, oldest first. */
 static int sync_batch_fill(struct sync *s, struct sync_batch *b,
 			   struct err *e)
 {
+	size_t max = sync_push_count();
+
 	sqlite3_stmt *st = NULL;
 	int step = SQLITE_DONE, rc = -1;
 
@@ -392,8 +411,7 @@ static int sync_batch_fill(struct sync *s, struct sync_batch *b,
 		sqlite3_bind_int64(st, 2, b->after_seq);
 	}
 	frame_stream_begin(&b->body);
-	while (b->n < SYNC_PUSH_COUNT &&
-	       (step = sqlite3_step(st)) == SQLITE_ROW) {
+	while (b->n < max && (step = sqlite3_step(st)) == SQLITE_ROW) {
 		size_t n = (size_t)sqlite3_column_bytes(st, 2);
 
 		if (b->n > 0 && b->bytes + n > SYNC_PUSH_BYTES)
@@ -423,7 +441,7 @@ static int sync_batch_fill(struct sync *s, struct sync_batch *b,
 		b->bytes += n;
 		b->n++;
 	}
-	if (b->n < SYNC_PUSH_COUNT && step != SQLITE_ROW &&
+	if (b->n < max && step != SQLITE_ROW &&
 	    step != SQLITE_DONE) {
 		err_set(e, ERR_INVALID, "database error: %s",
 			sqlite3_errmsg(s->r->db));
