@@ -316,22 +316,31 @@ static int sync_store_checkpoint(struct sync *s, const struct checkpoint *cp,
 
 /* ---- push ---- */
 
-/* Whether our change set `seq` - 1 has a verdict logged by the server
- * (accepted, or refused and logged): then the server knows it as our
- * chain's head when it reads `seq`. */
-static int sync_pred_logged(struct sync *s, int64_t seq)
+/* Whether the server accepted our change set `seq` - 1: then, unless its
+ * log and this outbox disagree (a restored backup), it is the head of our
+ * chain there when `seq` arrives. A set refused and logged may not be
+ * (an equivocation does not move the head), so it does not count. */
+static int sync_pred_accepted(struct sync *s, int64_t seq, int *yes,
+			      struct err *e)
 {
 	sqlite3_stmt *st = NULL;
-	int logged = 0;
+	int step;
 
-	if (sqlite3_prepare_v2(s->r->db, "SELECT acked FROM bs_outbox"
-			       " WHERE seq=?1", -1, &st, NULL) != SQLITE_OK)
-		return 0;
+	*yes = 0;
+	if (sync_prepare(s, "SELECT acked FROM bs_outbox WHERE seq=?1", &st,
+			 e))
+		return -1;
 	sqlite3_bind_int64(st, 1, seq - 1);
-	if (sqlite3_step(st) == SQLITE_ROW)
-		logged = sqlite3_column_int(st, 0) != 0;
+	step = sqlite3_step(st);
+	if (step == SQLITE_ROW)
+		*yes = sqlite3_column_int(st, 0) == 1;
 	sqlite3_finalize(st);
-	return logged;
+	if (step != SQLITE_ROW && step != SQLITE_DONE) {
+		err_set(e, ERR_INVALID, "database error: %s",
+			sqlite3_errmsg(s->r->db));
+		return -1;
+	}
+	return 0;
 }
 
 /* Appends our own change set `bytes` as a push frame: compact when the
@@ -343,12 +352,15 @@ static int sync_put_own(struct sync *s, struct sync_batch *b,
 	int64_t seq = b->seq[b->n];
 	struct changeset cs;
 	struct buf c;
-	int rc = -1;
+	int accepted = 0, rc = -1;
 
 	buf_init(&c, n);
+	if (!s->whole && seq > 1 && b->n == 0 &&
+	    sync_pred_accepted(s, seq, &accepted, e))
+		goto cleanup;
 	if (s->whole ||
 	    !(seq == 1 || (b->n > 0 && b->seq[b->n - 1] == seq - 1) ||
-	      (b->n == 0 && sync_pred_logged(s, seq)))) {
+	      accepted)) {
 		frame_put(&b->body, FRAME_CHANGESET, bytes, n);
 		rc = 0;
 		goto cleanup;
@@ -366,6 +378,9 @@ cleanup:
 	buf_release(&c);
 	return rc;
 }
+
+_Static_assert(SYNC_PUSH_COUNT <= PUSHRECEIPT_MAX_SETS,
+	       "the server answers at most PUSHRECEIPT_MAX_SETS sets a push");
 
 /* Change sets per push: SYNC_PUSH_COUNT, or fewer in test builds that
  * ask (BRANCHSYNC_TEST_PUSH_COUNT), so that a test can see several
@@ -579,16 +594,27 @@ static int sync_verdict(struct sync *s, struct sync_batch *b, size_t i,
 	return sync_done(s, st, e);
 }
 
-/* Keeps the push receipt once for all the rows it answers. */
+/* Keeps the push receipt once for all the rows it answers, with the ids
+ * it binds (in push order), so that it proves on its own what the server
+ * promised for each. A receipt that logged nothing answers no row and is
+ * not kept (*id stays 0). */
 static int sync_keep_receipt(struct sync *s, const struct sync_batch *b,
 			     int64_t *id, struct err *e)
 {
 	sqlite3_stmt *st = NULL;
+	size_t i;
 
-	if (sync_prepare(s, "INSERT INTO bs_receipts(bytes) VALUES(?1)", &st,
-			 e))
+	*id = 0;
+	for (i = 0; i < b->pr.count && !b->pr.items[i].logged; i++)
+		;
+	if (i == b->pr.count)
+		return 0;
+	if (sync_prepare(s, "INSERT INTO bs_receipts(bytes, ids)"
+			 " VALUES(?1, ?2)", &st, e))
 		return -1;
 	sqlite3_bind_blob64(st, 1, b->receipt.data, b->receipt.len,
+			    SQLITE_STATIC);
+	sqlite3_bind_blob64(st, 2, b->id, (sqlite3_uint64)b->n * HASH_BYTES,
 			    SQLITE_STATIC);
 	if (sync_done(s, st, e))
 		return -1;
@@ -649,7 +675,8 @@ static int sync_push_commit(struct sync *s, struct sync_batch *b,
 		}
 	}
 	/* our own sets were all that was logged since the cursor: the
-	 * pull would bring nothing, they are never sent back */
+	 * pull would bring nothing (our accepted sets are never sent back,
+	 * and our logged refusals we know from this receipt) */
 	s->caught_up = !b->relay && s->ahead == cp->size;
 	if (s->caught_up &&
 	    replica_setting_set_int(s->r, "cursor", (int64_t)cp->size, e))
@@ -672,12 +699,24 @@ fail:
 	return -1;
 }
 
+/* One POST of the batch in b->body. */
+static int sync_push_send(struct sync *s, const struct sync_batch *b,
+			  struct transport_reply *rep, struct err *e)
+{
+	char target[64];
+
+	snprintf(target, sizeof target, "/v1/push?known=%" PRIu64
+		 "&receipt=push", s->cp.size);
+	return transport_request(s->t, "POST", target, b->body.data,
+				 b->body.len,
+				 TRANSPORT_SIGNED | TRANSPORT_IDEMPOTENT, rep, e);
+}
+
 static int sync_push_batch(struct sync *s, struct sync_batch *b, int *done,
 			   struct err *e)
 {
 	struct transport_reply rep;
 	struct checkpoint cp;
-	char target[64];
 	int stop, rc = -1;
 
 	transport_reply_init(&rep);
@@ -689,18 +728,17 @@ static int sync_push_batch(struct sync *s, struct sync_batch *b, int *done,
 		rc = 0;
 		goto cleanup;
 	}
-	snprintf(target, sizeof target, "/v1/push?known=%" PRIu64
-		 "&receipt=push", s->cp.size);
-	if (transport_request(s->t, "POST", target, b->body.data,
-			      b->body.len,
-			      TRANSPORT_SIGNED | TRANSPORT_IDEMPOTENT, &rep, e))
+	if (sync_push_send(s, b, &rep, e))
 		goto cleanup;
-	if (rep.status == 409 && !s->whole) {
-		/* it could not name a compact set's predecessor (its log
-		 * and this outbox disagree): the same batch, whole */
+	if (rep.status == 409 && !b->relay && !s->whole) {
+		/* it could not name a compact set's predecessor, or one did
+		 * not verify as expanded (its log and this outbox disagree):
+		 * the same batch, whole, for the verdicts a whole one gets */
 		s->whole = 1;
 		transport_reply_release(&rep);
-		return sync_push_batch(s, b, done, e);
+		transport_reply_init(&rep);
+		if (sync_batch_fill(s, b, e) || sync_push_send(s, b, &rep, e))
+			goto cleanup;
 	}
 	if (rep.status != 200) {
 		answer_http_error(&rep, "push", e);

@@ -106,17 +106,38 @@ static void fail(struct http_response *resp, int status, const char *fmt, ...)
 	buf_release(&b);
 }
 
-/* The coding of an answer: zstd if the client lists it, else deflate if
- * it lists that, else none. */
+/* Whether Accept-Encoding value ae lists coding `name` with a weight
+ * other than q=0 (RFC 9110, section 12.5.3). */
+static int accepts(const char *ae, const char *name)
+{
+	size_t n = strlen(name);
+	const char *p = ae, *q;
+
+	while ((p = strstr(p, name)) != NULL) {
+		q = p + n;
+		if ((p == ae || p[-1] == ' ' || p[-1] == ',') &&
+		    (*q == '\0' || *q == ',' || *q == ';' || *q == ' ')) {
+			while (*q == ' ' || *q == ';')
+				q++;
+			return !(strncmp(q, "q=0", 3) == 0 &&
+				 strspn(q + 3, ".0") == strcspn(q + 3, ", "));
+		}
+		p = q;
+	}
+	return 0;
+}
+
+/* The coding of an answer: zstd if the client takes it, else deflate if
+ * it takes that, else none. */
 static const char *answer_coding(const struct http_request *req)
 {
 	const char *ae = http_request_header(req, "Accept-Encoding");
 
 	if (!ae)
 		return NULL;
-	if (strstr(ae, "zstd"))
+	if (accepts(ae, "zstd"))
 		return "zstd";
-	if (strstr(ae, "deflate"))
+	if (accepts(ae, "deflate"))
 		return "deflate";
 	return NULL;
 }
@@ -373,6 +394,10 @@ static int post_body(const struct http_request *req,
 		fail(resp, 413, "the body inflates beyond %u bytes",
 		     API_MAX_BODY);
 		return -1;
+	case BS_ENOMEM:
+		fail(resp, 503, "out of memory decompressing the body; try "
+		     "again");
+		return -1;
 	default:
 		fail(resp, 400, "the compressed body is corrupt");
 		return -1;
@@ -529,8 +554,9 @@ cleanup:
 	return ok;
 }
 
-/* Splits a push body into its change sets (pointers into body), checking
- * the frame stream whole before anything is ingested. */
+_Static_assert(API_MAX_PUSH <= PUSHRECEIPT_MAX_SETS,
+	       "a push receipt must be able to answer the largest push");
+
 /* The answer's one signed receipt for the whole push (FORMAT.md, "Push
  * receipts"), instead of a VERDICT frame with a receipt for each set. */
 static int put_push_receipt(struct api *a, struct buf *b,
@@ -576,6 +602,8 @@ cleanup:
 	return rc;
 }
 
+/* Splits a push body into its change sets (pointers into body), checking
+ * the frame stream whole before anything is ingested. */
 static int split_push(const uint8_t *body, size_t len, const uint8_t **sets,
 		      size_t *lens, uint8_t *compact, size_t *n,
 		      struct http_response *resp)
@@ -619,6 +647,10 @@ static int split_push(const uint8_t *body, size_t len, const uint8_t **sets,
 		st = frame_reader_finish(&fr);
 	if (st) {
 		fail(resp, 400, "malformed push body: %s", bs_status_str(st));
+		goto cleanup;
+	}
+	if (*n == 0) {
+		fail(resp, 400, "a push carries at least one change set");
 		goto cleanup;
 	}
 	rc = 0;
@@ -730,6 +762,27 @@ cleanup:
 	return rc;
 }
 
+/* A compact set whose expansion does not verify was expanded with a
+ * predecessor other than the one its author signed (our chain head for
+ * the device is not what its outbox says: a restored backup, an
+ * equivocation). Sent whole it gets the verdict it deserves (a fork, a
+ * chain refusal), so ask for that: 409, nothing logged. */
+static int compact_unverified(const uint8_t *compact, const uint8_t *sig_ok,
+			      size_t n, struct http_response *resp)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		if (compact[i] && !sig_ok[i]) {
+			fail(resp, 409, "compact change set %zu does not verify"
+			     " as this server expands it; send it whole",
+			     i + 1);
+			return -1;
+		}
+	}
+	return 0;
+}
+
 static void post_push(struct api *a, const struct http_request *req,
 		      struct http_response *resp, struct caller *who)
 {
@@ -775,6 +828,8 @@ static void post_push(struct api *a, const struct http_request *req,
 	    expand_push(who, sets, lens, compact, n, &full, resp))
 		goto cleanup;
 	ingest_verify_batch(sets, lens, n, 0, sig_ok);
+	if (compact_unverified(compact, sig_ok, n, resp))
+		goto cleanup;
 	if (begin(a, resp))
 		goto cleanup;
 	if (ingest_push(a, sets, lens, sig_ok, n, outs, resp) ||

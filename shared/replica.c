@@ -134,13 +134,14 @@ static int migrate_5(sqlite3 *db, struct err *e)
 
 /* Migration 6: a push is answered by one signed push receipt for all its
  * sets (protocol/FORMAT.md, "Push receipts"); it is kept once, in
- * bs_receipts, and each row it answers points at it. The receipt columns
- * keep the per-set receipts of pushes made before. */
+ * bs_receipts with the ids it binds, and each row it answers points at
+ * it. The receipt columns keep the per-set receipts of pushes made
+ * before. */
 static int migrate_6(sqlite3 *db, struct err *e)
 {
 	return replica_exec(db,
 		"CREATE TABLE bs_receipts(id INTEGER PRIMARY KEY NOT NULL,"
-		" bytes BLOB NOT NULL) STRICT;"
+		" bytes BLOB NOT NULL, ids BLOB NOT NULL) STRICT;"
 		"ALTER TABLE bs_outbox ADD COLUMN push_receipt INTEGER;"
 		"ALTER TABLE bs_relay ADD COLUMN push_receipt INTEGER;", e);
 }

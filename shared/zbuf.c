@@ -6,6 +6,7 @@
 
 #include <zlib.h>
 #include <zstd.h>
+#include <zstd_errors.h>
 
 enum bs_status zbuf_deflate(const uint8_t *in, size_t len, struct buf *out)
 {
@@ -81,6 +82,14 @@ enum bs_status zbuf_inflate(const uint8_t *in, size_t len, struct buf *out)
 	return rc;
 }
 
+/* zstd's failure as ours: out of memory is not corrupt input. */
+static enum bs_status zstd_status(size_t r)
+{
+	return ZSTD_getErrorCode(r) == ZSTD_error_memory_allocation
+		       ? BS_ENOMEM
+		       : BS_EINVALID;
+}
+
 enum bs_status zbuf_zstd(const uint8_t *in, size_t len, struct buf *out)
 {
 	ZSTD_CCtx *cx = ZSTD_createCCtx();
@@ -109,7 +118,7 @@ enum bs_status zbuf_zstd(const uint8_t *in, size_t len, struct buf *out)
 		zout.pos = 0;
 		left = ZSTD_compressStream2(cx, &zout, &zin, ZSTD_e_end);
 		if (ZSTD_isError(left)) {
-			rc = BS_EINVALID;
+			rc = zstd_status(left);
 			goto cleanup;
 		}
 		buf_append(out, chunk, zout.pos);
@@ -145,7 +154,7 @@ enum bs_status zbuf_unzstd(const uint8_t *in, size_t len, struct buf *out)
 		zout.pos = 0;
 		left = ZSTD_decompressStream(dx, &zout, &zin);
 		if (ZSTD_isError(left)) {
-			rc = BS_EINVALID;
+			rc = zstd_status(left);
 			goto cleanup;
 		}
 		buf_append(out, chunk, zout.pos);

@@ -870,6 +870,45 @@ START_TEST(push_only_sync_is_one_request)
 }
 END_TEST
 
+/* A replica restored from a backup writes a second set 2: the server
+ * refuses it (an equivocation, logged), so its chain head there is still
+ * the first set 2. The next set must not be sent compact on the strength
+ * of that logged refusal: it goes whole and gets its verdict (a fork),
+ * exit 2, instead of a receipt for bytes it never signed. */
+START_TEST(restored_replica_is_not_stuck)
+{
+	char a[400], backup[400], side[420];
+	struct harness_run r;
+
+	device("a", "branch", "b1", a, sizeof a);
+	harness_put(a, NULL, "members", "name=Wang", NULL);
+	sync_quiet(a);
+	harness_path(backup, sizeof backup, "a-backup.db");
+	harness_copy_file(a, backup);
+	harness_put(a, NULL, "members", "name=Li", NULL);
+	sync_quiet(a);
+	/* the PC's disk is restored from last week's copy */
+	harness_copy_file(backup, a);
+	snprintf(side, sizeof side, "%s-wal", a);
+	unlink(side);
+	snprintf(side, sizeof side, "%s-shm", a);
+	unlink(side);
+	harness_put(a, NULL, "members", "name=Zhao", NULL);
+	r = harness_bs("sync", "--db", a, NULL);
+	harness_expect_code(&r, 2);
+	harness_run_free(&r);
+	ck_assert_int_eq(harness_db_int(a, "SELECT acked FROM bs_outbox"
+					" WHERE seq=2"), 2);
+	harness_put(a, NULL, "members", "name=Qian", NULL);
+	r = harness_bs("sync", "--db", a, NULL);
+	harness_expect_code(&r, 2);
+	ck_assert_msg(strstr(r.err, "receipt") == NULL, "message: %s", r.err);
+	harness_run_free(&r);
+	ck_assert_int_eq(harness_db_int(a, "SELECT acked FROM bs_outbox"
+					" WHERE seq=3"), 2);
+}
+END_TEST
+
 /* ---- large syncs: batches, pages, and a sync killed midway ---- */
 
 /* A CSV of n members of branch b1 with long names (about 150 bytes a
@@ -1091,6 +1130,7 @@ static Suite *sync_suite(void)
 	tcase_add_test(tc, future_clock_does_not_win_forever);
 	tcase_add_test(tc, kept_challenge_stale_or_fresh);
 	tcase_add_test(tc, push_only_sync_is_one_request);
+	tcase_add_test(tc, restored_replica_is_not_stuck);
 	tcase_add_test(tc, large_sync_resumes);
 	tcase_add_test(tc, fork_is_caught);
 	suite_add_tcase(s, tc);
