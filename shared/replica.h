@@ -14,7 +14,7 @@
 #include "err.h"
 
 /* Number of migrations; PRAGMA user_version of an up-to-date replica. */
-#define REPLICA_VERSION 5
+#define REPLICA_VERSION 6
 
 struct replica {
 	sqlite3 *db;
