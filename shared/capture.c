@@ -256,7 +256,8 @@ cleanup:
 	return rc;
 }
 
-int capture_cut(struct capture *c, int *count, struct err *e)
+/* capture_cut; `again`: go on recording afterwards. */
+static int cut(struct capture *c, int *count, int again, struct err *e)
 {
 	void *body = NULL;
 	int len = 0, rc = -1;
@@ -264,6 +265,11 @@ int capture_cut(struct capture *c, int *count, struct err *e)
 	char scope[CHANGESET_SCOPE_MAX + 1];
 
 	*count = 0;
+	if (!c->session) {
+		err_set(e, ERR_INVALID, "this capture failed earlier and can "
+			"only be rolled back");
+		return -1;
+	}
 	if (sqlite3session_changeset(c->session, &len, &body) != SQLITE_OK) {
 		err_set(e, ERR_INVALID, "cannot collect the recorded changes");
 		goto cleanup;
@@ -286,18 +292,21 @@ int capture_cut(struct capture *c, int *count, struct err *e)
 			goto cleanup;
 		*count = 1;
 	}
-	rc = session_start(c, e);
+	rc = again ? session_start(c, e) : 0;
 cleanup:
 	sqlite3_free(body);
 	return rc;
 }
 
+int capture_cut(struct capture *c, int *count, struct err *e)
+{
+	return cut(c, count, 1, e);
+}
+
 int capture_commit(struct capture *c, int *count, struct err *e)
 {
-	if (capture_cut(c, count, e))
+	if (cut(c, count, 0, e))
 		return -1;
-	sqlite3session_delete(c->session);
-	c->session = NULL;
 	if (replica_commit(c->r, e))
 		return -1;
 	c->open = 0;
