@@ -64,10 +64,34 @@ void records_row_clear(struct records_row *row)
 	row->n = 0;
 }
 
+/* The column named `name`. Rows are mostly given in schema order (an
+ * import's columns, a put's), so the column after the last one given is
+ * tried before the lookup by name; the schema names no column id or
+ * branch_id, so the answer is the same. */
+static const struct schema_column *column_of(const struct records_row *row,
+					     const char *name)
+{
+	const struct schema_table *t = row->table;
+	const struct schema_column *next = NULL;
+
+	if (row->n > 0 && t->ncolumns > 0) {
+		uintptr_t at = (uintptr_t)row->cols[row->n - 1] -
+			       (uintptr_t)t->columns;
+
+		if (at >= t->ncolumns * sizeof *t->columns)
+			next = t->columns; /* after id or branch_id */
+		else if (at / sizeof *t->columns + 1 < t->ncolumns)
+			next = &t->columns[at / sizeof *t->columns + 1];
+	}
+	if (next && strcmp(next->name, name) == 0)
+		return next;
+	return schema_column_find(t, name);
+}
+
 int records_row_set(struct records_row *row, const char *column,
 		    const char *value, size_t len, struct err *e)
 {
-	const struct schema_column *c = schema_column_find(row->table, column);
+	const struct schema_column *c = column_of(row, column);
 	char msg[sizeof e->msg];
 	size_t i;
 	enum bs_status st;
