@@ -32,14 +32,10 @@ struct capture {
 	int64_t cache_size;       /* the connection's, to restore; 0: unchanged */
 };
 
-/* Starts recording; the rows inserted from here on are those above each
- * table's highest rowid now (merge_capture_start). */
 static int session_start(struct capture *c, struct err *e)
 {
 	size_t i;
 
-	if (merge_capture_start(c->merge, e))
-		return -1;
 	if (sqlite3session_create(c->r->db, "main", &c->session) != SQLITE_OK) {
 		err_set(e, ERR_INVALID, "cannot start recording changes: %s",
 			sqlite3_errmsg(c->r->db));

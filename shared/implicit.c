@@ -23,7 +23,7 @@ struct implicit_row {
 
 struct implicit {
 	sqlite3 *db;
-	sqlite3_stmt *find, *trim, *shadow, *put, *search;
+	sqlite3_stmt *find, *cut, *put, *search;
 	struct implicit_row *rows;
 	size_t n, cap;
 };
@@ -71,8 +71,7 @@ void implicit_free(struct implicit *im)
 	if (!im)
 		return;
 	sqlite3_finalize(im->find);
-	sqlite3_finalize(im->trim);
-	sqlite3_finalize(im->shadow);
+	sqlite3_finalize(im->cut);
 	sqlite3_finalize(im->put);
 	sqlite3_finalize(im->search);
 	mem_free(im->rows);
@@ -112,11 +111,11 @@ int implicit_find(struct implicit *im, const struct schema_table *t,
 
 	*found = 0;
 	/* the live ranges of a table never overlap (implicit_flush), so the
-	 * one starting last at or before rowid is the only candidate */
+	 * first one ending at or after rowid is the only candidate */
 	st = stmt(im, &im->find,
 		  "SELECT first, last, hlc, dev, slots FROM bs_implicit"
-		  " WHERE tbl=?1 AND first<=?2 AND last>=first"
-		  " ORDER BY first DESC LIMIT 1", e);
+		  " WHERE tbl=?1 AND last>=?2 AND last>=first"
+		  " ORDER BY last LIMIT 1", e);
 	if (!st)
 		return -1;
 	sqlite3_bind_text(st, 1, t->name, -1, SQLITE_STATIC);
@@ -130,7 +129,7 @@ int implicit_find(struct implicit *im, const struct schema_table *t,
 				IMPLICIT_HASH_BYTES;
 		uint64_t at = (uint64_t)(rowid - first);
 
-		if (rowid <= last && at < nslots && slots &&
+		if (rowid >= first && rowid <= last && at < nslots && slots &&
 		    memcmp(slots + at * IMPLICIT_HASH_BYTES, h,
 			   IMPLICIT_HASH_BYTES) == 0) {
 			*found = 1;
@@ -250,25 +249,17 @@ static int row_cmp(const void *a, const void *b)
 	return x->rowid < y->rowid ? -1 : x->rowid > y->rowid;
 }
 
-/* Cuts the live ranges of t off below `first`. */
+/* Cuts the live ranges of t off below `first`: the one across it ends
+ * before it, those wholly above it end before they start. */
 static int cut_below(struct implicit *im, const struct schema_table *t,
 		     int64_t first, struct err *e)
 {
 	sqlite3_stmt *st;
 
-	st = stmt(im, &im->trim,
-		  "UPDATE bs_implicit SET last=?2-1 WHERE rowid=(SELECT rowid"
-		  " FROM bs_implicit WHERE tbl=?1 AND first<?2 AND last>=first"
-		  " ORDER BY first DESC LIMIT 1) AND last>=?2", e);
-	if (!st)
-		return -1;
-	sqlite3_bind_text(st, 1, t->name, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 2, first);
-	if (sqlite3_step(st) != SQLITE_DONE)
-		return implicit_db_fail(im, e);
-	st = stmt(im, &im->shadow,
-		  "UPDATE bs_implicit SET last=first-1 WHERE tbl=?1 AND"
-		  " first>=?2 AND last>=first", e);
+	st = stmt(im, &im->cut,
+		  "UPDATE bs_implicit SET last=CASE WHEN first>=?2 THEN first-1"
+		  " ELSE ?2-1 END WHERE tbl=?1 AND last>=?2 AND last>=first",
+		  e);
 	if (!st)
 		return -1;
 	sqlite3_bind_text(st, 1, t->name, -1, SQLITE_STATIC);

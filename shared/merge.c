@@ -87,7 +87,6 @@ void merge_free(struct merge *m)
 		sqlite3_finalize(ts->insert_row);
 		sqlite3_finalize(ts->delete_row);
 		sqlite3_finalize(ts->rowid_of);
-		sqlite3_finalize(ts->max_rowid);
 		sqlite3_finalize(ts->new_rows);
 		for (j = 0; j < MERGE_MAX_COLS; j++)
 			sqlite3_finalize(ts->update_col[j]);
@@ -610,21 +609,15 @@ static void build_rowid_of(struct buf *b, const struct schema_table *t,
 	sql_text(b, " WHERE id=?1 AND branch_id=?2");
 }
 
-static void build_max_rowid(struct buf *b, const struct schema_table *t,
-			    size_t arg)
-{
-	(void)arg;
-	sql_text(b, "SELECT coalesce(max(rowid), 0) FROM ");
-	sql_name(b, t->name);
-}
-
 static void build_new_rows(struct buf *b, const struct schema_table *t,
 			   size_t arg)
 {
 	(void)arg;
 	sql_text(b, "SELECT rowid, id, branch_id FROM ");
 	sql_name(b, t->name);
-	sql_text(b, " WHERE rowid>?1 ORDER BY rowid");
+	sql_text(b, " WHERE rowid>(SELECT max(rowid) FROM ");
+	sql_name(b, t->name);
+	sql_text(b, ")-?1 ORDER BY rowid");
 }
 
 sqlite3_stmt *merge_stmt(struct merge *m, const struct schema_table *t,
@@ -644,8 +637,6 @@ sqlite3_stmt *merge_stmt(struct merge *m, const struct schema_table *t,
 		return table_stmt(m, t, &ts->delete_row, build_delete_row, 0, e);
 	case MERGE_ROWID_OF:
 		return table_stmt(m, t, &ts->rowid_of, build_rowid_of, 0, e);
-	case MERGE_MAX_ROWID:
-		return table_stmt(m, t, &ts->max_rowid, build_max_rowid, 0, e);
 	case MERGE_NEW_ROWS:
 		return table_stmt(m, t, &ts->new_rows, build_new_rows, 0, e);
 	}

@@ -48,12 +48,9 @@ int merge_apply(struct merge *m, const struct changeset *cs,
 		int *applied /* OUT */, struct merge_stats *stats,
 		struct err *e);
 
-/* Capture's side, in this order for each captured body:
- * merge_capture_start when recording begins (notes the highest rowid of
- * each record table, above which the body's inserted rows will be found),
- * merge_clock_floor on the body before it is signed, merge_record_local
- * on the signed change set of the same body. */
-int merge_capture_start(struct merge *m, struct err *e);
+/* Capture's side, in this order for each captured body: merge_clock_floor
+ * on the body before it is signed, merge_record_local on the signed change
+ * set of the same body. */
 
 /* Before a captured body is signed: *floor gets the greatest clock of the
  * cells it overwrites, so the caller can stamp the write after them (a

@@ -24,8 +24,7 @@ struct merge_table_stmts {
 	sqlite3_stmt *insert_row;
 	sqlite3_stmt *delete_row;
 	sqlite3_stmt *rowid_of;    /* rowid by key */
-	sqlite3_stmt *max_rowid;
-	sqlite3_stmt *new_rows;    /* rowid, id, branch_id above a rowid */
+	sqlite3_stmt *new_rows;    /* rowid, id, branch_id of the ?1 highest */
 	sqlite3_stmt *update_col[MERGE_MAX_COLS];
 };
 
@@ -35,7 +34,6 @@ enum merge_stmt_kind {
 	MERGE_UPDATE_COL,
 	MERGE_DELETE_ROW,
 	MERGE_ROWID_OF,
-	MERGE_MAX_ROWID,
 	MERGE_NEW_ROWS,
 };
 
@@ -44,7 +42,7 @@ struct merge_local_key {
 	uint32_t tidx;
 	uint32_t id_off, branch_off;
 	uint8_t id_len, branch_len;
-	uint8_t matched;          /* found among the table's new rowids */
+	uint8_t matched;          /* found among the table's highest rowids */
 	uint8_t h[IMPLICIT_HASH_BYTES];
 };
 
@@ -58,10 +56,8 @@ struct merge_local_clocks {
 	uint8_t clocks[MERGE_MAX_COLS * MERGE_CLOCK_BYTES];
 };
 
-/* What a capture keeps from merge_capture_start through merge_clock_floor
- * to merge_record_local. */
+/* What a capture keeps from merge_clock_floor to merge_record_local. */
 struct merge_local {
-	int64_t mark[MERGE_MAX_TABLES];   /* max rowid when recording began */
 	size_t body_len;
 	struct merge_local_key *keys;
 	size_t nkeys, capkeys;

@@ -2,9 +2,9 @@
  * floor a captured body must be stamped above, and, once it is signed, the
  * clocks it gives its rows (merge.h). Its values are in the tables already.
  * The rows it inserts keep implicit clocks (implicit.h): found among the
- * rowids above the highest one when recording began, matched to the body's
- * INSERTs by key, so a row that merely moved is never taken for new. Not
- * for change sets from elsewhere (merge.c). */
+ * highest rowids of their table, matched to the body's INSERTs by key, so
+ * a row that merely moved is never taken for new. Not for change sets
+ * from elsewhere (merge.c). */
 #include "merge_int.h"
 
 #include <string.h>
@@ -17,26 +17,6 @@ void merge_local_release(struct merge_local *l)
 	mem_free(l->index);
 	mem_free(l->ops);
 	memset(l, 0, sizeof *l);
-}
-
-int merge_capture_start(struct merge *m, struct err *e)
-{
-	size_t i;
-
-	for (i = 0; i < schema_table_count(); i++) {
-		sqlite3_stmt *st = merge_stmt(m, schema_table_at(i),
-					      MERGE_MAX_ROWID, 0, e);
-
-		if (!st)
-			return -1;
-		if (sqlite3_step(st) != SQLITE_ROW) {
-			sqlite3_reset(st);
-			return merge_db_fail(m, e);
-		}
-		m->local.mark[i] = sqlite3_column_int64(st, 0);
-		sqlite3_reset(st);
-	}
-	return 0;
 }
 
 static int local_nomem(struct err *e)
@@ -377,9 +357,12 @@ static struct merge_local_key *find_key(struct merge_local *l,
 	return NULL;
 }
 
-/* The new rows of table t that the body inserted keep implicit clocks. */
+/* The rows of table tidx the body inserted (count of them) keep implicit
+ * clocks. A new row gets the rowid after the highest present, so they are
+ * among the `count` highest unless rows were deleted meanwhile; those
+ * found elsewhere get explicit clocks (record_inserts). */
 static int match_new_rows(struct merge *m, const uint8_t *body, size_t tidx,
-			  struct err *e)
+			  size_t count, struct err *e)
 {
 	struct merge_local *l = &m->local;
 	const struct schema_table *t = schema_table_at(tidx);
@@ -388,7 +371,7 @@ static int match_new_rows(struct merge *m, const uint8_t *body, size_t tidx,
 
 	if (!st)
 		return -1;
-	sqlite3_bind_int64(st, 1, l->mark[tidx]);
+	sqlite3_bind_int64(st, 1, (int64_t)count);
 	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
 		const char *id = (const char *)sqlite3_column_text(st, 1);
 		size_t id_len = (size_t)sqlite3_column_bytes(st, 1);
@@ -421,14 +404,14 @@ cleanup:
 	return rc;
 }
 
-/* The INSERTs of the body: implicit clocks for those found among the new
- * rowids, explicit ones for the others (a rowid given again after the
- * highest row was deleted). */
+/* The INSERTs of the body: implicit clocks for those found among the
+ * highest rowids, explicit ones for the others (rows deleted in the same
+ * capture left them lower rowids). */
 static int record_inserts(struct merge *m, const struct changeset *cs,
 			  struct err *e)
 {
 	struct merge_local *l = &m->local;
-	int tables[MERGE_MAX_TABLES] = {0};
+	size_t tables[MERGE_MAX_TABLES] = {0};
 	size_t i;
 
 	if (l->nkeys == 0)
@@ -436,9 +419,9 @@ static int record_inserts(struct merge *m, const struct changeset *cs,
 	if (index_keys(l, e))
 		return -1;
 	for (i = 0; i < l->nkeys; i++)
-		tables[l->keys[i].tidx] = 1;
+		tables[l->keys[i].tidx]++;
 	for (i = 0; i < MERGE_MAX_TABLES; i++)
-		if (tables[i] && match_new_rows(m, cs->body, i, e))
+		if (tables[i] && match_new_rows(m, cs->body, i, tables[i], e))
 			return -1;
 	for (i = 0; i < l->nkeys; i++) {
 		struct merge_local_key *k = &l->keys[i];

@@ -146,7 +146,7 @@ static int migrate_6(sqlite3 *db, struct err *e)
 		" first INTEGER NOT NULL, last INTEGER NOT NULL,"
 		" hlc INTEGER NOT NULL, dev INTEGER NOT NULL,"
 		" rows INTEGER NOT NULL, slots BLOB NOT NULL) STRICT;"
-		"CREATE INDEX bs_implicit_live ON bs_implicit(tbl, first)"
+		"CREATE INDEX bs_implicit_live ON bs_implicit(tbl, last)"
 		" WHERE last >= first;", e);
 }
 
