@@ -77,22 +77,30 @@ static int load_chain(struct capture *c, struct err *e)
 	return 0;
 }
 
+/* One integer PRAGMA's value, or 0. */
+static int64_t pragma_int(sqlite3 *db, const char *sql)
+{
+	sqlite3_stmt *st = NULL;
+	int64_t v = 0;
+
+	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK &&
+	    sqlite3_step(st) == SQLITE_ROW)
+		v = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	return v;
+}
+
 /* Raises the connection's page cache to CAPTURE_CACHE_KIB for the
  * capture (never lowers it); capture_free puts it back. */
 static int cache_raise(struct capture *c, struct err *e)
 {
 	char sql[64];
-	int64_t size = 0;
-	sqlite3_stmt *st = NULL;
+	int64_t size = pragma_int(c->r->db, "PRAGMA cache_size"), kib;
 
-	if (sqlite3_prepare_v2(c->r->db, "PRAGMA cache_size", -1, &st,
-			       NULL) == SQLITE_OK &&
-	    sqlite3_step(st) == SQLITE_ROW)
-		size = sqlite3_column_int64(st, 0);
-	sqlite3_finalize(st);
-	/* negative: KiB; positive: pages of at most 64 KiB */
-	if (size == 0 || size <= -CAPTURE_CACHE_KIB ||
-	    size * 64 >= CAPTURE_CACHE_KIB)
+	/* negative: KiB; positive: pages */
+	kib = size < 0 ? -size
+		: size * pragma_int(c->r->db, "PRAGMA page_size") / 1024;
+	if (size == 0 || kib >= CAPTURE_CACHE_KIB)
 		return 0;
 	snprintf(sql, sizeof sql, "PRAGMA cache_size=-%d", CAPTURE_CACHE_KIB);
 	if (replica_exec(c->r->db, sql, e))

@@ -792,6 +792,34 @@ START_TEST(capture_refuses_invalid_id)
 }
 END_TEST
 
+/* Capture raises the page cache while it runs and puts it back. */
+START_TEST(capture_restores_the_cache)
+{
+	unsigned seed = 47;
+	struct device d;
+	struct capture_signer s;
+	struct capture *c = NULL;
+	struct err e;
+	long long before;
+	int count;
+
+	device_init(&d, &seed);
+	before = int_of(d.r, "PRAGMA cache_size");
+	s = (struct capture_signer){d.pk, d.sk, NULL, d.wall};
+	err_init(&e);
+	ck_assert_int_eq(capture_begin(d.r, &s, &c, &e), 0);
+	ck_assert_int_lt(int_of(d.r, "PRAGMA cache_size"), before);
+	ck_assert_int_eq(capture_commit(c, &count, &e), 0);
+	capture_free(c);
+	ck_assert_int_eq(int_of(d.r, "PRAGMA cache_size"), before);
+	exec_ok(d.r->db, "PRAGMA cache_size=-65536");
+	ck_assert_int_eq(capture_begin(d.r, &s, &c, &e), 0);
+	ck_assert_int_eq(int_of(d.r, "PRAGMA cache_size"), -65536);
+	capture_free(c);
+	replica_close(d.r);
+}
+END_TEST
+
 static Suite *merge_suite(void)
 {
 	Suite *s = suite_create("merge");
@@ -810,6 +838,7 @@ static Suite *merge_suite(void)
 	tcase_add_test(rules, implicit_clocks_survive_moved_rows);
 	tcase_add_test(rules, explicit_clocks_win);
 	tcase_add_test(rules, capture_refuses_invalid_id);
+	tcase_add_test(rules, capture_restores_the_cache);
 	tcase_add_test(prop, convergence_property);
 	tcase_set_timeout(prop, 600);
 	suite_add_tcase(s, rules);
