@@ -65,26 +65,26 @@ void records_row_clear(struct records_row *row)
 }
 
 /* The column named `name`. Rows are mostly given in schema order (an
- * import's columns, a put's), so the column after the last one given is
- * tried before the lookup by name; the schema names no column id or
- * branch_id, so the answer is the same. */
+ * import's columns, a put's), perhaps skipping some, so the few columns
+ * after the last one given are tried before the lookup by name; the schema
+ * names no column id or branch_id, so the answer is the same. */
 static const struct schema_column *column_of(const struct records_row *row,
 					     const char *name)
 {
 	const struct schema_table *t = row->table;
-	const struct schema_column *next = NULL;
+	size_t next = 0, k;
 
-	if (row->n > 0 && t->ncolumns > 0) {
+	if (row->n > 0) {
 		uintptr_t at = (uintptr_t)row->cols[row->n - 1] -
 			       (uintptr_t)t->columns;
 
-		if (at >= t->ncolumns * sizeof *t->columns)
-			next = t->columns; /* after id or branch_id */
-		else if (at / sizeof *t->columns + 1 < t->ncolumns)
-			next = &t->columns[at / sizeof *t->columns + 1];
+		/* after id or branch_id, the first column is next */
+		if (at < t->ncolumns * sizeof *t->columns)
+			next = at / sizeof *t->columns + 1;
+		for (k = next; k < t->ncolumns && k < next + 4; k++)
+			if (strcmp(t->columns[k].name, name) == 0)
+				return &t->columns[k];
 	}
-	if (next && strcmp(next->name, name) == 0)
-		return next;
 	return schema_column_find(t, name);
 }
 
