@@ -3,6 +3,7 @@
  * state lives in settings: 'seq' (last sequence), 'head' (last id), 'hlc'. */
 #include "capture.h"
 
+#include <stdio.h>
 #include <string.h>
 
 #include "changeset.h"
@@ -13,6 +14,11 @@
 
 /* How far ahead of our wall clock an adopted stamp may be. */
 #define CAPTURE_MAX_DRIFT_MS (10 * 60 * 1000)
+/* The page cache (KiB) while capturing. At the cut the session reads back
+ * every row written, in hash order: a 20,000-row import's table and index
+ * pages must stay cached, or they are spilled to the WAL and read back one
+ * by one (SQLite's default is 2 MiB). Restored when capture ends. */
+#define CAPTURE_CACHE_KIB 16384
 
 struct capture {
 	struct replica *r;
@@ -23,6 +29,7 @@ struct capture {
 	int64_t seq;
 	uint8_t head[HASH_BYTES];
 	int open;                 /* transaction still ours to finish */
+	int64_t cache_size;       /* the connection's, to restore; 0: unchanged */
 };
 
 static int session_start(struct capture *c, struct err *e)
@@ -70,6 +77,50 @@ static int load_chain(struct capture *c, struct err *e)
 	return 0;
 }
 
+/* One integer PRAGMA's value, or 0. */
+static int64_t pragma_int(sqlite3 *db, const char *sql)
+{
+	sqlite3_stmt *st = NULL;
+	int64_t v = 0;
+
+	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK &&
+	    sqlite3_step(st) == SQLITE_ROW)
+		v = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	return v;
+}
+
+/* Raises the connection's page cache to CAPTURE_CACHE_KIB for the
+ * capture (never lowers it); capture_free puts it back. */
+static int cache_raise(struct capture *c, struct err *e)
+{
+	char sql[64];
+	int64_t size = pragma_int(c->r->db, "PRAGMA cache_size"), kib;
+
+	/* negative: KiB; positive: pages */
+	kib = size < 0 ? -size
+		: size * pragma_int(c->r->db, "PRAGMA page_size") / 1024;
+	if (size == 0 || kib >= CAPTURE_CACHE_KIB)
+		return 0;
+	snprintf(sql, sizeof sql, "PRAGMA cache_size=-%d", CAPTURE_CACHE_KIB);
+	if (replica_exec(c->r->db, sql, e))
+		return -1;
+	c->cache_size = size;
+	return 0;
+}
+
+static void cache_restore(struct capture *c)
+{
+	char sql[64];
+
+	if (!c->cache_size)
+		return;
+	snprintf(sql, sizeof sql, "PRAGMA cache_size=%lld",
+		 (long long)c->cache_size);
+	sqlite3_exec(c->r->db, sql, NULL, NULL, NULL);
+	c->cache_size = 0;
+}
+
 int capture_begin(struct replica *r, const struct capture_signer *signer,
 		  struct capture **out, struct err *e)
 {
@@ -82,7 +133,7 @@ int capture_begin(struct replica *r, const struct capture_signer *signer,
 	}
 	c->r = r;
 	c->signer = signer;
-	if (replica_begin(r, e))
+	if (cache_raise(c, e) || replica_begin(r, e))
 		goto fail;
 	c->open = 1;
 	if (load_chain(c, e) || merge_new(r->db, &c->merge, e) ||
@@ -151,6 +202,25 @@ static int stamp_after(struct capture *c, uint64_t floor, uint64_t *stamp)
 	return 0;
 }
 
+/* The decoded view of the change set changeset_sign just wrote to out:
+ * the signer's own output, so it is not parsed or hashed again. */
+static void signed_view(const struct changeset_envelope *env,
+			const struct buf *out, const uint8_t id[HASH_BYTES],
+			struct changeset *cs)
+{
+	size_t body_len = (size_t)env->body_len;
+
+	memset(cs, 0, sizeof *cs);
+	cs->env = *env;
+	cs->env_bytes = out->data;
+	cs->env_len = out->len - SIGN_BYTES - body_len;
+	cs->sig = out->data + cs->env_len;
+	cs->body = cs->sig + SIGN_BYTES;
+	cs->body_len = body_len;
+	cs->encoded_len = out->len;
+	memcpy(cs->id, id, HASH_BYTES);
+}
+
 /* Signs `body` as the next change set of the chain and stores it. */
 static int sign_and_store(struct capture *c, const uint8_t *body, size_t len,
 			  const char *scope, uint64_t floor, struct err *e)
@@ -176,11 +246,11 @@ static int sign_and_store(struct capture *c, const uint8_t *body, size_t len,
 		goto cleanup;
 	}
 	if (stamp_after(c, floor, &env.hlc) ||
-	    changeset_sign(&env, body, len, c->signer->sk, &out, id) ||
-	    changeset_decode(out.data, out.len, &cs)) {
+	    changeset_sign(&env, body, len, c->signer->sk, &out, id)) {
 		err_set(e, ERR_INVALID, "cannot sign the change set");
 		goto cleanup;
 	}
+	signed_view(&env, &out, id, &cs);
 	if (outbox_append(c, &cs, e) || merge_record_local(c->merge, &cs, e) ||
 	    save_chain(c, &cs, e))
 		goto cleanup;
@@ -190,7 +260,8 @@ cleanup:
 	return rc;
 }
 
-int capture_cut(struct capture *c, int *count, struct err *e)
+/* capture_cut; `again`: go on recording afterwards. */
+static int cut(struct capture *c, int *count, int again, struct err *e)
 {
 	void *body = NULL;
 	int len = 0, rc = -1;
@@ -198,10 +269,18 @@ int capture_cut(struct capture *c, int *count, struct err *e)
 	char scope[CHANGESET_SCOPE_MAX + 1];
 
 	*count = 0;
+	if (!c->session) {
+		err_set(e, ERR_INVALID, "this capture failed earlier and can "
+			"only be rolled back");
+		return -1;
+	}
 	if (sqlite3session_changeset(c->session, &len, &body) != SQLITE_OK) {
 		err_set(e, ERR_INVALID, "cannot collect the recorded changes");
 		goto cleanup;
 	}
+	/* what follows writes only bookkeeping: nothing left to record */
+	sqlite3session_delete(c->session);
+	c->session = NULL;
 	if (len > 0) {
 		if (merge_clock_floor(c->merge, body, (size_t)len, &floor, scope,
 				      e))
@@ -217,20 +296,21 @@ int capture_cut(struct capture *c, int *count, struct err *e)
 			goto cleanup;
 		*count = 1;
 	}
-	sqlite3session_delete(c->session);
-	c->session = NULL;
-	rc = session_start(c, e);
+	rc = again ? session_start(c, e) : 0;
 cleanup:
 	sqlite3_free(body);
 	return rc;
 }
 
+int capture_cut(struct capture *c, int *count, struct err *e)
+{
+	return cut(c, count, 1, e);
+}
+
 int capture_commit(struct capture *c, int *count, struct err *e)
 {
-	if (capture_cut(c, count, e))
+	if (cut(c, count, 0, e))
 		return -1;
-	sqlite3session_delete(c->session);
-	c->session = NULL;
 	if (replica_commit(c->r, e))
 		return -1;
 	c->open = 0;
@@ -246,5 +326,6 @@ void capture_free(struct capture *c)
 	merge_free(c->merge);
 	if (c->open)
 		replica_rollback(c->r);
+	cache_restore(c);
 	mem_free(c);
 }

@@ -1,29 +1,10 @@
-/* csbody.c - strict pre-check of changeset bodies (see csbody.h). */
+/* csbody.c - strict walk of changeset bodies (see csbody.h): the check and
+ * the iterator are one code path, so what merge reads is what was checked. */
 #include "csbody.h"
 
 #include <string.h>
 
-#include "schema.h"
-
-enum {
-	OP_INSERT = 0x12, /* SQLITE_INSERT */
-	OP_UPDATE = 0x17, /* SQLITE_UPDATE */
-	OP_DELETE = 0x09, /* SQLITE_DELETE */
-	TYPE_UNDEFINED = 0,
-	TYPE_INTEGER = 1,
-	TYPE_FLOAT = 2,
-	TYPE_TEXT = 3,
-	TYPE_BLOB = 4,
-	TYPE_NULL = 5,
-};
-
-struct walk {
-	const uint8_t *p;
-	size_t len, pos;
-	struct err *e;
-};
-
-static int bad(struct walk *w, const char *what)
+static int bad(struct csbody_iter *w, const char *what)
 {
 	err_set(w->e, ERR_INVALID, "change set body is malformed at byte %zu: "
 		"%s", w->pos, what);
@@ -31,7 +12,7 @@ static int bad(struct walk *w, const char *what)
 }
 
 /* SQLite's varint: big-endian 7-bit groups, the 9th byte whole. */
-static int get_varint(struct walk *w, uint64_t *out)
+static int get_varint(struct csbody_iter *w, uint64_t *out)
 {
 	uint64_t v = 0;
 	int i;
@@ -54,7 +35,7 @@ static int get_varint(struct walk *w, uint64_t *out)
 	return 0;
 }
 
-static int get_byte(struct walk *w, uint8_t *out)
+static int get_byte(struct csbody_iter *w, uint8_t *out)
 {
 	if (w->pos >= w->len)
 		return bad(w, "truncated");
@@ -62,7 +43,7 @@ static int get_byte(struct walk *w, uint8_t *out)
 	return 0;
 }
 
-static int skip(struct walk *w, uint64_t n)
+static int skip(struct csbody_iter *w, uint64_t n)
 {
 	if (n > w->len - w->pos)
 		return bad(w, "a value runs past the end");
@@ -70,38 +51,58 @@ static int skip(struct walk *w, uint64_t n)
 	return 0;
 }
 
-/* One record of ncol fields; `undefined_ok` for UPDATE records. */
-static int record(struct walk *w, size_t ncol, int undefined_ok)
+static int64_t get_i64be(const uint8_t *p)
+{
+	uint64_t v = 0;
+	int i;
+
+	for (i = 0; i < 8; i++)
+		v = (v << 8) | p[i];
+	return (int64_t)v;
+}
+
+/* One record of ncol fields into out; `undefined_ok` for UPDATE records. */
+static int record(struct csbody_iter *w, size_t ncol, int undefined_ok,
+		  struct csbody_value *out)
 {
 	size_t i;
 
 	for (i = 0; i < ncol; i++) {
+		struct csbody_value *v = &out[i];
 		uint8_t type;
 		uint64_t n;
 
 		if (get_byte(w, &type))
 			return -1;
+		v->type = (enum csbody_type)type;
+		v->i = 0;
+		v->p = NULL;
+		v->n = 0;
 		switch (type) {
-		case TYPE_UNDEFINED:
+		case CSBODY_UNDEFINED:
 			if (!undefined_ok)
 				return bad(w, "an undefined field outside an "
 					   "update");
 			break;
-		case TYPE_INTEGER:
-		case TYPE_FLOAT:
-			if (skip(w, 8))
-				return -1;
+		case CSBODY_INTEGER:
+		case CSBODY_FLOAT:
+			if (w->len - w->pos < 8)
+				return skip(w, 8);
+			v->i = get_i64be(w->p + w->pos);
+			w->pos += 8;
 			break;
-		case TYPE_TEXT:
-		case TYPE_BLOB:
+		case CSBODY_TEXT:
+		case CSBODY_BLOB:
 			if (get_varint(w, &n))
 				return -1;
 			if (n > CSBODY_MAX_VALUE)
 				return bad(w, "a value over the size limit");
+			v->p = w->p + w->pos;
+			v->n = (size_t)n;
 			if (skip(w, n))
 				return -1;
 			break;
-		case TYPE_NULL:
+		case CSBODY_NULL:
 			break;
 		default:
 			return bad(w, "an unknown field type");
@@ -110,8 +111,20 @@ static int record(struct walk *w, size_t ncol, int undefined_ok)
 	return 0;
 }
 
-/* 'T', column count, key flags, table name; returns the column count. */
-static int table_header(struct walk *w, size_t *ncol)
+static void undefined(struct csbody_value *v, size_t ncol)
+{
+	size_t i;
+
+	for (i = 0; i < ncol; i++) {
+		v[i].type = CSBODY_UNDEFINED;
+		v[i].i = 0;
+		v[i].p = NULL;
+		v[i].n = 0;
+	}
+}
+
+/* 'T', column count, key flags, table name. */
+static int table_header(struct csbody_iter *w)
 {
 	const struct schema_table *t;
 	const uint8_t *flags, *name, *nul;
@@ -121,7 +134,7 @@ static int table_header(struct walk *w, size_t *ncol)
 	w->pos++; /* the 'T' */
 	if (get_varint(w, &n))
 		return -1;
-	if (n < 3 || n > 64)
+	if (n < 3 || n > CSBODY_MAX_COLS)
 		return bad(w, "a table with an impossible column count");
 	flags = w->p + w->pos;
 	if (skip(w, n))
@@ -140,55 +153,83 @@ static int table_header(struct walk *w, size_t *ncol)
 	for (i = 0; i < n; i++)
 		if (flags[i] != (i < 2 ? i + 1 : 0))
 			return bad(w, "a table keyed by the wrong columns");
-	*ncol = (size_t)n;
+	w->t = t;
+	w->ncol = (size_t)n;
 	return 0;
 }
 
-static int change(struct walk *w, size_t ncol)
+static int change(struct csbody_iter *w, struct csbody_op *op)
 {
-	uint8_t op, indirect;
+	uint8_t kind, indirect;
 
-	if (get_byte(w, &op) || get_byte(w, &indirect))
+	if (get_byte(w, &kind) || get_byte(w, &indirect))
 		return -1;
 	if (indirect > 1)
 		return bad(w, "a bad indirect flag");
-	switch (op) {
-	case OP_INSERT:
-		return record(w, ncol, 0);
-	case OP_DELETE:
-		return record(w, ncol, 0);
-	case OP_UPDATE:
-		return record(w, ncol, 1) || record(w, ncol, 1) ? -1 : 0;
+	op->t = w->t;
+	op->ncol = w->ncol;
+	op->indirect = indirect;
+	switch (kind) {
+	case CSBODY_INSERT:
+		op->kind = CSBODY_INSERT;
+		undefined(op->oldv, w->ncol);
+		return record(w, w->ncol, 0, op->newv);
+	case CSBODY_DELETE:
+		op->kind = CSBODY_DELETE;
+		undefined(op->newv, w->ncol);
+		return record(w, w->ncol, 0, op->oldv);
+	case CSBODY_UPDATE:
+		op->kind = CSBODY_UPDATE;
+		return record(w, w->ncol, 1, op->oldv) ||
+		       record(w, w->ncol, 1, op->newv) ? -1 : 0;
 	default:
 		return bad(w, "an unknown operation");
 	}
 }
 
+void csbody_start(struct csbody_iter *it, const uint8_t *body, size_t len,
+		  struct err *e)
+{
+	memset(it, 0, sizeof *it);
+	it->p = body;
+	it->len = len;
+	it->e = e;
+}
+
+int csbody_next(struct csbody_iter *w, struct csbody_op *op)
+{
+	if (w->len == 0)
+		return bad(w, "empty");
+	while (w->pos < w->len && w->p[w->pos] == 'T') {
+		if (w->ncol && !w->in_table)
+			return bad(w, "a table without changes");
+		if (table_header(w))
+			return -1;
+		w->in_table = 0;
+	}
+	if (w->pos == w->len) {
+		if (!w->in_table)
+			return bad(w, "a table without changes");
+		return 0;
+	}
+	if (!w->ncol)
+		return bad(w, "a change before any table");
+	if (change(w, op))
+		return -1;
+	w->in_table++;
+	if (++w->rows > CSBODY_MAX_ROWS)
+		return bad(w, "too many rows");
+	return 1;
+}
+
 int csbody_check(const uint8_t *body, size_t len, struct err *e)
 {
-	struct walk w = {body, len, 0, e};
-	size_t ncol = 0, rows = 0, in_table = 0;
+	struct csbody_iter it;
+	struct csbody_op op;
+	int rc;
 
-	if (len == 0)
-		return bad(&w, "empty");
-	while (w.pos < w.len) {
-		if (w.p[w.pos] == 'T') {
-			if (ncol && !in_table)
-				return bad(&w, "a table without changes");
-			if (table_header(&w, &ncol))
-				return -1;
-			in_table = 0;
-			continue;
-		}
-		if (!ncol)
-			return bad(&w, "a change before any table");
-		if (change(&w, ncol))
-			return -1;
-		in_table++;
-		if (++rows > CSBODY_MAX_ROWS)
-			return bad(&w, "too many rows");
-	}
-	if (!in_table)
-		return bad(&w, "a table without changes");
-	return 0;
+	csbody_start(&it, body, len, e);
+	while ((rc = csbody_next(&it, &op)) == 1)
+		;
+	return rc;
 }

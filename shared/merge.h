@@ -48,20 +48,28 @@ int merge_apply(struct merge *m, const struct changeset *cs,
 		int *applied /* OUT */, struct merge_stats *stats,
 		struct err *e);
 
-/* Records the clocks of a change set this device just captured: its values
- * are already in the tables. */
-int merge_record_local(struct merge *m, const struct changeset *cs,
-		       struct err *e);
+/* Capture's side, in this order for each captured body: merge_clock_floor
+ * on the body before it is signed, merge_record_local on the signed change
+ * set of the same body. */
 
 /* Before a captured body is signed: *floor gets the greatest clock of the
  * cells it overwrites, so the caller can stamp the write after them (a
  * write must beat what its author saw, whatever the wall clocks say), and
  * scope the one branch_id all its rows share. Fails with ERR_INVALID if the
- * body spans two scopes or re-creates a deleted row. */
+ * body spans two scopes, re-creates a deleted row or holds an invalid id.
+ * Keeps what merge_record_local needs (the clocks found, where the inserted
+ * keys are in the body) until the next call. */
 int merge_clock_floor(struct merge *m, const uint8_t *body, size_t len,
 		      uint64_t *floor /* OUT */,
 		      char scope[CHANGESET_SCOPE_MAX + 1] /* OUT */,
 		      struct err *e);
+
+/* Records the clocks of the change set this device just captured (its
+ * values are already in the tables) and marks it applied; cs's body must be
+ * the bytes merge_clock_floor saw. Rows it inserted get implicit clocks
+ * (implicit.h), the rows it updates or deletes explicit ones. */
+int merge_record_local(struct merge *m, const struct changeset *cs,
+		       struct err *e);
 
 /* 1 if (tbl, id, branch_id) is a tombstone, 0 if not, -1 on error. */
 int merge_is_deleted(struct merge *m, const char *tbl, const char *id,

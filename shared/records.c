@@ -64,10 +64,34 @@ void records_row_clear(struct records_row *row)
 	row->n = 0;
 }
 
+/* The column named `name`. Rows are mostly given in schema order (an
+ * import's columns, a put's), perhaps skipping some, so the few columns
+ * after the last one given are tried before the lookup by name; the schema
+ * names no column id or branch_id, so the answer is the same. */
+static const struct schema_column *column_of(const struct records_row *row,
+					     const char *name)
+{
+	const struct schema_table *t = row->table;
+	size_t next = 0, k;
+
+	if (row->n > 0) {
+		uintptr_t at = (uintptr_t)row->cols[row->n - 1] -
+			       (uintptr_t)t->columns;
+
+		/* after id or branch_id, the first column is next */
+		if (at < t->ncolumns * sizeof *t->columns)
+			next = at / sizeof *t->columns + 1;
+		for (k = next; k < t->ncolumns && k < next + 4; k++)
+			if (strcmp(t->columns[k].name, name) == 0)
+				return &t->columns[k];
+	}
+	return schema_column_find(t, name);
+}
+
 int records_row_set(struct records_row *row, const char *column,
 		    const char *value, size_t len, struct err *e)
 {
-	const struct schema_column *c = schema_column_find(row->table, column);
+	const struct schema_column *c = column_of(row, column);
 	char msg[sizeof e->msg];
 	size_t i;
 	enum bs_status st;
@@ -373,6 +397,19 @@ static int id_check(const char *id, struct err *e)
 
 /* ---- writes ---- */
 
+/* The value the row gives for column c (the schema's own column, compared
+ * by address: no name lookups per row), or NULL. */
+static const struct schema_value *row_value(const struct records_row *row,
+					    const struct schema_column *c)
+{
+	size_t i;
+
+	for (i = 0; i < row->n; i++)
+		if (row->cols[i] == c)
+			return &row->vals[i];
+	return NULL;
+}
+
 /* Chooses what the insert of `row` with id `id` binds to each SQL column:
  * bind[i] points into the row, or to defs[i] which then owns a default.
  * *branch_id is the row's branch (borrowed from the row or `id`). */
@@ -386,12 +423,12 @@ static int insert_values(const char *id, const struct records_row *row,
 	char msg[sizeof e->msg];
 	size_t i;
 
-	if (records_row_get(row, "id")) {
+	if (row_value(row, schema_column_find(t, "id"))) {
 		err_set(e, ERR_INVALID, "column 'id' cannot be set: a record's "
 			"id is chosen when it is made");
 		return -1;
 	}
-	given = records_row_get(row, "branch_id");
+	given = row_value(row, schema_column_find(t, "branch_id"));
 	if (t->scope_is_id) {
 		if (given && strcmp(given->text, id) != 0) {
 			err_set(e, ERR_INVALID, "the branch_id of a row of "
@@ -409,7 +446,7 @@ static int insert_values(const char *id, const struct records_row *row,
 	for (i = 2; i < t->ncolumns + 2; i++) {
 		const struct schema_column *c = &t->columns[i - 2];
 
-		bind[i] = records_row_get(row, c->name);
+		bind[i] = row_value(row, c);
 		if (bind[i])
 			continue;
 		if (schema_insert_default(t, c, &defs[i], msg, sizeof msg)) {

@@ -132,12 +132,30 @@ static int migrate_5(sqlite3 *db, struct err *e)
 		" WHERE del_hlc IS NOT NULL;", e);
 }
 
-/* Migration 6: a push is answered by one signed push receipt for all its
+/* Migration 6: implicit clocks (shared/implicit.h). A row nobody wrote
+ * since the change set that inserted it gets no bs_rows entry; its clock
+ * is kept once per range of its table's rowids, with a 16-byte fingerprint
+ * of each row's key per slot (`rows` of them not empty). Rows already in
+ * bs_rows keep their entries, which always win, so an older file needs
+ * nothing but the new table. Only live ranges (last >= first) are looked
+ * up by rowid. */
+static int migrate_6(sqlite3 *db, struct err *e)
+{
+	return replica_exec(db,
+		"CREATE TABLE bs_implicit(tbl TEXT NOT NULL,"
+		" first INTEGER NOT NULL, last INTEGER NOT NULL,"
+		" hlc INTEGER NOT NULL, dev INTEGER NOT NULL,"
+		" rows INTEGER NOT NULL, slots BLOB NOT NULL) STRICT;"
+		"CREATE INDEX bs_implicit_live ON bs_implicit(tbl, last)"
+		" WHERE last >= first;", e);
+}
+
+/* Migration 7: a push is answered by one signed push receipt for all its
  * sets (protocol/FORMAT.md, "Push receipts"); it is kept once, in
  * bs_receipts with the ids it binds, and each row it answers points at
  * it. The receipt columns keep the per-set receipts of pushes made
  * before. */
-static int migrate_6(sqlite3 *db, struct err *e)
+static int migrate_7(sqlite3 *db, struct err *e)
 {
 	return replica_exec(db,
 		"CREATE TABLE bs_receipts(id INTEGER PRIMARY KEY NOT NULL,"
@@ -148,7 +166,8 @@ static int migrate_6(sqlite3 *db, struct err *e)
 
 typedef int (*migration_fn)(sqlite3 *db, struct err *e);
 static const migration_fn migrations[REPLICA_VERSION] = {
-	migrate_1, migrate_2, migrate_3, migrate_4, migrate_5, migrate_6};
+	migrate_1, migrate_2, migrate_3, migrate_4, migrate_5, migrate_6,
+	migrate_7};
 
 int replica_migrate(sqlite3 *db, int version, struct err *e)
 {

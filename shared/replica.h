@@ -14,7 +14,7 @@
 #include "err.h"
 
 /* Number of migrations; PRAGMA user_version of an up-to-date replica. */
-#define REPLICA_VERSION 6
+#define REPLICA_VERSION 7
 
 struct replica {
 	sqlite3 *db;

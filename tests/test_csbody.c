@@ -1,7 +1,8 @@
 /* test_csbody.c - Check suite for shared/csbody: real changeset bodies from
  * capture pass; truncations, unknown tables, wrong column counts, bad
  * types and oversized values fail with a message; and the body that made
- * SQLite's own iterator hang (found by fuzz/fuzz_push.c) is refused. */
+ * SQLite's own iterator hang (found by fuzz/fuzz_push.c) is refused; the
+ * iterator reads what SQLite's iterator reads. */
 #include <check.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -156,6 +157,97 @@ START_TEST(oversized_value_refused)
 }
 END_TEST
 
+/* The iterator hands out what SQLite's own iterator reads: every
+ * operation, table, kind and field, with UPDATE's undefined fields. */
+START_TEST(iterator_matches_sqlite)
+{
+	struct replica *r = NULL;
+	sqlite3_session *ses = NULL;
+	sqlite3_changeset_iter *it = NULL;
+	struct csbody_iter w;
+	struct csbody_op op;
+	void *body = NULL;
+	int len = 0, ops = 0, kinds = 0;
+	struct err e;
+
+	err_init(&e);
+	ck_assert_int_eq(replica_open(":memory:", REPLICA_MEMORY, &r, &e), 0);
+	ck_assert_int_eq(sqlite3_exec(r->db,
+		"INSERT INTO members(id, branch_id, name, status) VALUES"
+		"('u', 'b1', 'U', 'away'), ('d', 'b1', 'D', NULL)",
+		NULL, NULL, NULL), SQLITE_OK);
+	ck_assert_int_eq(sqlite3session_create(r->db, "main", &ses), SQLITE_OK);
+	ck_assert_int_eq(sqlite3session_attach(ses, "members"), SQLITE_OK);
+	ck_assert_int_eq(sqlite3session_attach(ses, "needs"), SQLITE_OK);
+	ck_assert_int_eq(sqlite3_exec(r->db,
+		"UPDATE members SET name='U2', status=NULL WHERE id='u';"
+		"DELETE FROM members WHERE id='d';"
+		"INSERT INTO members(id, branch_id, name, occupation) VALUES"
+		"('i', 'b1', '张三', '')",
+		NULL, NULL, NULL), SQLITE_OK);
+	ck_assert_int_eq(sqlite3_exec(r->db,
+		"INSERT INTO needs(id, branch_id, member_id, category) VALUES"
+		"('n', 'b1', 'i', 'job')", NULL, NULL, NULL), SQLITE_OK);
+	ck_assert_int_eq(sqlite3session_changeset(ses, &len, &body), SQLITE_OK);
+	ck_assert_int_eq(sqlite3changeset_start(&it, len, body), SQLITE_OK);
+	csbody_start(&w, body, (size_t)len, &e);
+	while (sqlite3changeset_next(it) == SQLITE_ROW) {
+		const char *tab;
+		int ncol, kind, ind, i;
+
+		ck_assert_int_eq(csbody_next(&w, &op), 1);
+		sqlite3changeset_op(it, &tab, &ncol, &kind, &ind);
+		ck_assert_str_eq(op.t->name, tab);
+		ck_assert_int_eq((int)op.kind, kind);
+		ck_assert_int_eq(op.indirect, ind);
+		ck_assert_uint_eq(op.ncol, (size_t)ncol);
+		kinds |= 1 << (kind & 0x1f);
+		for (i = 0; i < ncol; i++) {
+			const struct csbody_value *mine[2] = {&op.oldv[i],
+							      &op.newv[i]};
+			sqlite3_value *theirs[2] = {NULL, NULL};
+			int j;
+
+			if (kind != SQLITE_INSERT)
+				sqlite3changeset_old(it, i, &theirs[0]);
+			if (kind != SQLITE_DELETE)
+				sqlite3changeset_new(it, i, &theirs[1]);
+			for (j = 0; j < 2; j++) {
+				const struct csbody_value *v = mine[j];
+
+				if (!theirs[j]) {
+					ck_assert_int_eq(v->type,
+							 CSBODY_UNDEFINED);
+					continue;
+				}
+				ck_assert_int_eq((int)v->type,
+						 sqlite3_value_type(theirs[j]));
+				if (v->type == CSBODY_INTEGER)
+					ck_assert_int_eq(v->i,
+						sqlite3_value_int64(theirs[j]));
+				if (v->type == CSBODY_TEXT) {
+					ck_assert_uint_eq(v->n, (size_t)
+						sqlite3_value_bytes(theirs[j]));
+					ck_assert_mem_eq(v->p,
+						sqlite3_value_text(theirs[j]),
+						v->n);
+				}
+			}
+		}
+		ops++;
+	}
+	ck_assert_int_eq(csbody_next(&w, &op), 0);
+	ck_assert_int_eq(ops, 4);
+	ck_assert_int_eq(kinds, (1 << (SQLITE_INSERT & 0x1f)) |
+			 (1 << (SQLITE_UPDATE & 0x1f)) |
+			 (1 << (SQLITE_DELETE & 0x1f)));
+	sqlite3changeset_finalize(it);
+	sqlite3_free(body);
+	sqlite3session_delete(ses);
+	replica_close(r);
+}
+END_TEST
+
 static Suite *csbody_suite(void)
 {
 	Suite *s = suite_create("csbody");
@@ -166,6 +258,7 @@ static Suite *csbody_suite(void)
 	tcase_add_test(tc, mutations_refused_with_message);
 	tcase_add_test(tc, sqlite_hang_body_refused);
 	tcase_add_test(tc, oversized_value_refused);
+	tcase_add_test(tc, iterator_matches_sqlite);
 	suite_add_tcase(s, tc);
 	return s;
 }

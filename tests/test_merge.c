@@ -517,6 +517,309 @@ START_TEST(future_clock_does_not_win_forever)
 }
 END_TEST
 
+/* ---- implicit clocks (shared/implicit.h) ---- */
+
+static void text_is(struct replica *r, const char *sql, const char *want)
+{
+	sqlite3_stmt *st;
+
+	ck_assert_int_eq(sqlite3_prepare_v2(r->db, sql, -1, &st, NULL),
+			 SQLITE_OK);
+	ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
+	ck_assert_str_eq((const char *)sqlite3_column_text(st, 0), want);
+	sqlite3_finalize(st);
+}
+
+static long long int_of(struct replica *r, const char *sql)
+{
+	sqlite3_stmt *st;
+	long long v;
+
+	ck_assert_int_eq(sqlite3_prepare_v2(r->db, sql, -1, &st, NULL),
+			 SQLITE_OK);
+	ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
+	v = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	return v;
+}
+
+static uint64_t hlc_of(const struct pool *p, size_t i)
+{
+	struct changeset cs;
+
+	ck_assert_int_eq(changeset_decode(p->bytes[i], p->len[i], &cs), BS_OK);
+	return cs.env.hlc;
+}
+
+/* Rows an import inserts get no bs_rows entry; their clock is the
+ * set's, kept by range. Two devices create the same id concurrently: the
+ * later insert wins every cell on both, whichever arrives first, and a
+ * fresh replica agrees in both orders. */
+START_TEST(implicit_insert_clock_decides)
+{
+	unsigned seed = 23;
+	struct device a, b;
+	struct pool p = {{0}, {0}, 0};
+	uint8_t da[HASH_BYTES], dbb[HASH_BYTES], df[HASH_BYTES];
+	int k;
+
+	device_init(&a, &seed);
+	device_init(&b, &seed);
+	a.wall = 2000000;
+	b.wall = 1000000;
+	device_write(&a, &p, "INSERT INTO members(id, branch_id, name, status)"
+			     " VALUES('q1', 'b1', 'A1', 'away'), ('q2', 'b1',"
+			     " 'A2', 'away'), ('dup', 'b1', 'From A', 'away')");
+	device_write(&b, &p, "INSERT INTO members(id, branch_id, name)"
+			     " VALUES('dup', 'b1', 'From B')");
+	ck_assert_int_eq(int_of(a.r, "SELECT count(*) FROM bs_rows"), 0);
+	ck_assert_int_eq(int_of(a.r, "SELECT sum(rows) FROM bs_implicit"), 3);
+	device_sync(&a, &p);
+	device_sync(&b, &p);
+	text_is(a.r, "SELECT name FROM members WHERE id='dup'", "From A");
+	text_is(b.r, "SELECT name||status FROM members WHERE id='dup'",
+		"From Aaway");
+	digest_of(a.r, da);
+	digest_of(b.r, dbb);
+	ck_assert_mem_eq(da, dbb, HASH_BYTES);
+	for (k = 0; k < 2; k++) {
+		struct replica *r = open_memory();
+
+		apply_bytes(r, p.bytes[k], p.len[k]);
+		apply_bytes(r, p.bytes[1 - k], p.len[1 - k]);
+		digest_of(r, df);
+		ck_assert_mem_eq(da, df, HASH_BYTES);
+		replica_close(r);
+	}
+	replica_close(a.r);
+	replica_close(b.r);
+	pool_free(&p);
+}
+END_TEST
+
+/* A delete of a row that only has implicit clocks (its rowid is gone by
+ * the time the set is cut) is still stamped after the insert it removes,
+ * found by the search over every range; so is an update of it. */
+START_TEST(implicit_delete_stamped_after_insert)
+{
+	unsigned seed = 29;
+	struct device a, b;
+	struct pool p = {{0}, {0}, 0};
+	uint64_t year = 365ull * 24 * 3600 * 1000;
+
+	device_init(&a, &seed);
+	device_init(&b, &seed);
+	a.wall = b.wall + year;
+	device_write(&a, &p, "INSERT INTO members(id, branch_id, name) VALUES"
+			     "('u', 'b1', 'U'), ('d', 'b1', 'D'), ('z', 'b1', 'Z')");
+	device_sync(&b, &p);
+	ck_assert_int_eq(int_of(b.r, "SELECT count(*) FROM bs_rows"), 0);
+	b.wall += 1000;
+	device_write(&b, &p, "DELETE FROM members WHERE id='d'");
+	ck_assert_uint_gt(hlc_of(&p, 1), hlc_of(&p, 0));
+	/* the tombstone keeps the clocks of the cells it removed */
+	ck_assert_int_eq(int_of(b.r, "SELECT count(*) FROM bs_rows WHERE"
+				"  row_id='d' AND del_hlc IS NOT NULL"), 1);
+	b.wall += 1000;
+	device_write(&b, &p, "UPDATE members SET name='U2' WHERE id='u'");
+	ck_assert_uint_gt(hlc_of(&p, 2), hlc_of(&p, 0));
+	device_sync(&a, &p);
+	text_is(a.r, "SELECT group_concat(name, ',') FROM (SELECT name FROM"
+		" members ORDER BY id)", "U2,Z");
+	replica_close(a.r);
+	replica_close(b.r);
+	pool_free(&p);
+}
+END_TEST
+
+/* Deleting the newest row frees its rowid for the next insert: the new
+ * row's clock is its own set's, not the older range's. Device c writes
+ * the same id with a clock between the two: it must lose to the newer
+ * insert (it would win against the older clock). */
+START_TEST(implicit_rowid_reused_after_delete)
+{
+	unsigned seed = 31;
+	struct device a, c;
+	struct pool p = {{0}, {0}, 0};
+	uint8_t da[HASH_BYTES], dc[HASH_BYTES];
+
+	device_init(&a, &seed);
+	device_init(&c, &seed);
+	a.wall = 1000000;
+	c.wall = 1050000;
+	device_write(&a, &p, "INSERT INTO members(id, branch_id, name) VALUES"
+			     "('r1', 'b1', 'R1'), ('r2', 'b1', 'R2'),"
+			     " ('r3', 'b1', 'R3')");
+	a.wall += 10;
+	device_write(&a, &p, "DELETE FROM members WHERE id='r3'");
+	a.wall = 1100000;
+	device_write(&a, &p, "INSERT INTO members(id, branch_id, name) VALUES"
+			     "('r4', 'b1', 'From A')");
+	ck_assert_int_eq(int_of(a.r, "SELECT rowid FROM members WHERE id='r4'"),
+			 3);
+	device_write(&c, &p, "INSERT INTO members(id, branch_id, name) VALUES"
+			     "('r4', 'b1', 'From C'), ('r1', 'b1', 'C1')");
+	device_sync(&a, &p);
+	device_sync(&c, &p);
+	text_is(a.r, "SELECT name FROM members WHERE id='r4'", "From A");
+	text_is(a.r, "SELECT name FROM members WHERE id='r1'", "C1");
+	digest_of(a.r, da);
+	digest_of(c.r, dc);
+	ck_assert_mem_eq(da, dc, HASH_BYTES);
+	replica_close(a.r);
+	replica_close(c.r);
+	pool_free(&p);
+}
+END_TEST
+
+/* Rows whose rowids changed behind branchsync's back (a table rebuilt by
+ * hand), and a row deleted and written again unchanged within one
+ * capture, keep their clocks: the lookup by rowid does not verify and the
+ * search by key finds them. */
+START_TEST(implicit_clocks_survive_moved_rows)
+{
+	unsigned seed = 37;
+	struct device a, c;
+	struct pool p = {{0}, {0}, 0};
+
+	device_init(&a, &seed);
+	device_init(&c, &seed);
+	a.wall = 1000000;
+	c.wall = 1050000;
+	device_write(&a, &p, "INSERT INTO members(id, branch_id, name) VALUES"
+			     "('m1', 'b1', 'A1'), ('m2', 'b1', 'A2'),"
+			     " ('m3', 'b1', 'A3')");
+	a.wall = 1100000;
+	device_write(&a, &p, "INSERT INTO members(id, branch_id, name) VALUES"
+			     "('m4', 'b1', 'A4')");
+	/* one capture: m2 deleted and written again as it was (no change
+	 * set at all), and a new row */
+	device_write(&a, &p, "DELETE FROM members WHERE id='m2';"
+			     "INSERT INTO members(id, branch_id, name)"
+			     " VALUES('m2', 'b1', 'A2')");
+	ck_assert_uint_eq(p.n, 2);
+	ck_assert_int_gt(int_of(a.r, "SELECT rowid FROM members WHERE id='m2'"),
+			 4);
+	/* rebuilt by hand, rows in reverse order: every rowid changes */
+	exec_ok(a.r->db, "CREATE TEMP TABLE keep AS SELECT * FROM members;"
+			 "DELETE FROM members;"
+			 "INSERT INTO members SELECT * FROM keep ORDER BY id DESC;"
+			 "DROP TABLE keep");
+	/* c writes all four between a's two clocks: it beats m1..m3 (and
+	 * m2, which moved) and loses to m4 */
+	device_write(&c, &p, "INSERT INTO members(id, branch_id, name) VALUES"
+			     "('m1', 'b1', 'C'), ('m2', 'b1', 'C'),"
+			     " ('m3', 'b1', 'C'), ('m4', 'b1', 'C')");
+	device_sync(&a, &p);
+	text_is(a.r, "SELECT group_concat(name, ',') FROM (SELECT name FROM"
+		" members ORDER BY id)", "C,C,C,A4");
+	replica_close(a.r);
+	replica_close(c.r);
+	pool_free(&p);
+}
+END_TEST
+
+/* An upgraded replica's explicit clocks (every row had one before
+ * migration 6) still decide, and win over any range. */
+START_TEST(explicit_clocks_win)
+{
+	unsigned seed = 41;
+	struct device a, c;
+	struct pool p = {{0}, {0}, 0};
+
+	device_init(&a, &seed);
+	device_init(&c, &seed);
+	a.wall = 1000000;
+	c.wall = 1050000;
+	device_write(&a, &p, "INSERT INTO members(id, branch_id, name) VALUES"
+			     "('e1', 'b1', 'A1'), ('e2', 'b1', 'A2')");
+	/* as an older branchsync would have kept it: e1's clock explicit, a
+	 * later one than its range says */
+	exec_ok(a.r->db, "INSERT INTO bs_rows(tbl, row_id, branch_id, clocks)"
+			 " SELECT 'members', 'e1', 'b1', zeroblob(0)");
+	{
+		sqlite3_stmt *st;
+		uint8_t clocks[9 * 12];
+		size_t i;
+
+		memset(clocks, 0, sizeof clocks);
+		for (i = 0; i < 9; i++) {
+			uint64_t h = 1100000ull << 16;
+			int k;
+
+			for (k = 7; k >= 0; k--, h >>= 8)
+				clocks[i * 12 + k] = (uint8_t)h;
+			clocks[i * 12 + 11] = 1;
+		}
+		sqlite3_prepare_v2(a.r->db, "UPDATE bs_rows SET clocks=?1"
+				   " WHERE row_id='e1'", -1, &st, NULL);
+		sqlite3_bind_blob(st, 1, clocks, sizeof clocks, SQLITE_STATIC);
+		ck_assert_int_eq(sqlite3_step(st), SQLITE_DONE);
+		sqlite3_finalize(st);
+	}
+	device_write(&c, &p, "INSERT INTO members(id, branch_id, name) VALUES"
+			     "('e1', 'b1', 'C'), ('e2', 'b1', 'C')");
+	device_sync(&a, &p);
+	text_is(a.r, "SELECT group_concat(name, ',') FROM (SELECT name FROM"
+		" members ORDER BY id)", "A1,C");
+	replica_close(a.r);
+	replica_close(c.r);
+	pool_free(&p);
+}
+END_TEST
+
+/* Capture refuses an id our own server would refuse. */
+START_TEST(capture_refuses_invalid_id)
+{
+	unsigned seed = 43;
+	struct device d;
+	struct capture_signer s;
+	struct capture *c = NULL;
+	struct err e;
+	int count;
+
+	device_init(&d, &seed);
+	s = (struct capture_signer){d.pk, d.sk, NULL, d.wall};
+	err_init(&e);
+	ck_assert_int_eq(capture_begin(d.r, &s, &c, &e), 0);
+	exec_ok(d.r->db, "INSERT INTO members(id, branch_id, name) "
+			 "VALUES('no spaces', 'b1', 'Z')");
+	ck_assert_int_ne(capture_commit(c, &count, &e), 0);
+	ck_assert_ptr_nonnull(strstr(e.msg, "is not valid"));
+	capture_free(c);
+	ck_assert_int_eq(int_of(d.r, "SELECT count(*) FROM members"), 0);
+	replica_close(d.r);
+}
+END_TEST
+
+/* Capture raises the page cache while it runs and puts it back. */
+START_TEST(capture_restores_the_cache)
+{
+	unsigned seed = 47;
+	struct device d;
+	struct capture_signer s;
+	struct capture *c = NULL;
+	struct err e;
+	long long before;
+	int count;
+
+	device_init(&d, &seed);
+	before = int_of(d.r, "PRAGMA cache_size");
+	s = (struct capture_signer){d.pk, d.sk, NULL, d.wall};
+	err_init(&e);
+	ck_assert_int_eq(capture_begin(d.r, &s, &c, &e), 0);
+	ck_assert_int_lt(int_of(d.r, "PRAGMA cache_size"), before);
+	ck_assert_int_eq(capture_commit(c, &count, &e), 0);
+	capture_free(c);
+	ck_assert_int_eq(int_of(d.r, "PRAGMA cache_size"), before);
+	exec_ok(d.r->db, "PRAGMA cache_size=-65536");
+	ck_assert_int_eq(capture_begin(d.r, &s, &c, &e), 0);
+	ck_assert_int_eq(int_of(d.r, "PRAGMA cache_size"), -65536);
+	capture_free(c);
+	replica_close(d.r);
+}
+END_TEST
+
 static Suite *merge_suite(void)
 {
 	Suite *s = suite_create("merge");
@@ -529,6 +832,13 @@ static Suite *merge_suite(void)
 	tcase_add_test(rules, capture_builds_a_chain);
 	tcase_add_test(rules, merge_refuses_body_outside_scope);
 	tcase_add_test(rules, future_clock_does_not_win_forever);
+	tcase_add_test(rules, implicit_insert_clock_decides);
+	tcase_add_test(rules, implicit_delete_stamped_after_insert);
+	tcase_add_test(rules, implicit_rowid_reused_after_delete);
+	tcase_add_test(rules, implicit_clocks_survive_moved_rows);
+	tcase_add_test(rules, explicit_clocks_win);
+	tcase_add_test(rules, capture_refuses_invalid_id);
+	tcase_add_test(rules, capture_restores_the_cache);
 	tcase_add_test(prop, convergence_property);
 	tcase_set_timeout(prop, 600);
 	suite_add_tcase(s, rules);

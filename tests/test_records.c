@@ -160,6 +160,50 @@ START_TEST(row_set_refusals)
 }
 END_TEST
 
+/* Columns are found by name in any order: schema order (tried first),
+ * reversed, after id or branch_id, and the last column of the table. */
+START_TEST(row_set_any_order)
+{
+	const struct schema_table *t = schema_table_find("members");
+	static const char *const order[][4] = {
+		{"branch_id", "name", "gender", "birth_date"},
+		{"away_city", "occupation", "status", "name"},
+		{"name", "away_city", "branch_id", "gender"},
+		{"gender", "birth_date", "phone", "away_city"},
+	};
+	struct records_row row;
+	struct err e;
+	size_t k, i;
+
+	for (k = 0; k < sizeof order / sizeof order[0]; k++) {
+		records_row_init(&row, t);
+		for (i = 0; i < 4; i++) {
+			const char *v = strcmp(order[k][i], "branch_id") == 0 ? "b1"
+				: strcmp(order[k][i], "name") == 0 ? "N"
+				: strcmp(order[k][i], "gender") == 0 ? "male"
+				: strcmp(order[k][i], "birth_date") == 0 ? "1990-01-02"
+				: strcmp(order[k][i], "phone") == 0 ? "13800000000"
+				: strcmp(order[k][i], "status") == 0 ? "active"
+				: "v";
+
+			err_init(&e);
+			ck_assert_msg(records_row_set(&row, order[k][i], v,
+						      strlen(v), &e) == 0,
+				      "%s", e.msg);
+			ck_assert_str_eq(row.cols[row.n - 1]->name, order[k][i]);
+			ck_assert_str_eq(records_row_get(&row, order[k][i])->text,
+					 v);
+		}
+		/* the guessed next column given twice is still refused */
+		err_init(&e);
+		ck_assert_int_ne(records_row_set(&row, order[k][0], "b1", 2, &e),
+				 0);
+		ck_assert_ptr_nonnull(strstr(e.msg, "given twice"));
+		records_row_clear(&row);
+	}
+}
+END_TEST
+
 START_TEST(insert_refuses_bad_ids_and_duplicates)
 {
 	static const char *const pairs[] = { "name=A", "branch_id=b1", NULL };
@@ -478,6 +522,7 @@ static Suite *records_suite(void)
 	tcase_add_test(tc, insert_fills_defaults_and_canonical_values);
 	tcase_add_test(tc, insert_refuses_missing_required);
 	tcase_add_test(tc, row_set_refusals);
+	tcase_add_test(tc, row_set_any_order);
 	tcase_add_test(tc, insert_refuses_bad_ids_and_duplicates);
 	tcase_add_test(tc, branches_scope_is_their_id);
 	tcase_add_test(tc, update_touches_only_named_columns);

@@ -1,13 +1,19 @@
 /* test_replica.c - Check suite for shared/replica and shared/digest: file
  * creation and reopening, the ordered migration path (a version-1 file
- * opens and upgrades), refusal of files from a newer branchsync, settings,
- * and the canonical digest's sensitivity and stability. */
+ * opens and upgrades; a version-5 file, whose every row has explicit
+ * clocks, gains implicit ones and keeps using its own), refusal of files
+ * from a newer branchsync, settings, and the canonical digest's
+ * sensitivity and stability. */
 #include <check.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include <sodium.h>
+
+#include "capture.h"
+#include "changeset.h"
 #include "digest.h"
 #include "mem.h"
 #include "replica.h"
@@ -207,6 +213,78 @@ START_TEST(digest_known_answer_empty)
 }
 END_TEST
 
+/* Migration 6 on a version-5 file: every row there has explicit clocks in
+ * bs_rows, which go on deciding (an edit is stamped after them), while new
+ * rows get implicit ones. */
+START_TEST(version_5_upgrades_to_implicit_clocks)
+{
+	struct replica *r = NULL;
+	struct capture *c = NULL;
+	struct capture_signer signer;
+	struct changeset cs;
+	uint8_t pk[SIGN_PUBLIC_BYTES], sk[SIGN_SECRET_BYTES], clocks[9 * 12];
+	uint64_t old_hlc = (1800000000000ull << 16) | 7;
+	sqlite3_stmt *st;
+	struct err e;
+	int count, i, k;
+
+	ck_assert_int_ge(sodium_init(), 0);
+	crypto_sign_keypair(pk, sk);
+	err_init(&e);
+	ck_assert_int_eq(replica_open_at(path, REPLICA_CREATE, 5, &r, &e), 0);
+	ck_assert(!table_exists(r->db, "bs_implicit"));
+	/* a row as version 5 kept it, its cells written at old_hlc */
+	for (i = 0; i < 9; i++) {
+		uint64_t h = old_hlc;
+
+		for (k = 7; k >= 0; k--, h >>= 8)
+			clocks[i * 12 + k] = (uint8_t)h;
+		memset(clocks + i * 12 + 8, 0, 3);
+		clocks[i * 12 + 11] = 1;
+	}
+	ck_assert_int_eq(sqlite3_exec(r->db,
+		"INSERT INTO members(id, branch_id, name) VALUES('old', 'b1', 'O');"
+		"INSERT INTO bs_devices(idx, key) VALUES(1, zeroblob(32))",
+		NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_prepare_v2(r->db, "INSERT INTO bs_rows(tbl, row_id, branch_id,"
+			   " clocks) VALUES('members', 'old', 'b1', ?1)", -1,
+			   &st, NULL);
+	sqlite3_bind_blob(st, 1, clocks, sizeof clocks, SQLITE_STATIC);
+	ck_assert_int_eq(sqlite3_step(st), SQLITE_DONE);
+	sqlite3_finalize(st);
+	replica_close(r);
+
+	ck_assert_int_eq(replica_open(path, REPLICA_OPEN, &r, &e), 0);
+	ck_assert_int_eq(user_version(r->db), REPLICA_VERSION);
+	ck_assert(table_exists(r->db, "bs_implicit"));
+	ck_assert(table_exists(r->db, "bs_implicit_live"));
+	/* an edit made with a wall clock far behind old_hlc */
+	signer = (struct capture_signer){pk, sk, NULL, 1700000000000ull};
+	ck_assert_int_eq(capture_begin(r, &signer, &c, &e), 0);
+	ck_assert_int_eq(sqlite3_exec(r->db,
+		"UPDATE members SET name='N' WHERE id='old';"
+		"INSERT INTO members(id, branch_id, name) VALUES('new', 'b1', 'W')",
+		NULL, NULL, NULL), SQLITE_OK);
+	ck_assert_msg(capture_commit(c, &count, &e) == 0, "%s", e.msg);
+	capture_free(c);
+	ck_assert_int_eq(count, 1);
+	sqlite3_prepare_v2(r->db, "SELECT bytes FROM bs_outbox", -1, &st, NULL);
+	ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
+	ck_assert_int_eq(changeset_decode(sqlite3_column_blob(st, 0),
+		(size_t)sqlite3_column_bytes(st, 0), &cs), BS_OK);
+	ck_assert_uint_gt(cs.env.hlc, old_hlc);
+	sqlite3_finalize(st);
+	/* the edited row's clocks stay explicit, the new row's are a range */
+	sqlite3_prepare_v2(r->db, "SELECT (SELECT count(*) FROM bs_rows),"
+			   " (SELECT sum(rows) FROM bs_implicit)", -1, &st, NULL);
+	ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
+	ck_assert_int_eq(sqlite3_column_int(st, 0), 1);
+	ck_assert_int_eq(sqlite3_column_int(st, 1), 1);
+	sqlite3_finalize(st);
+	replica_close(r);
+}
+END_TEST
+
 static Suite *replica_suite(void)
 {
 	Suite *s = suite_create("replica");
@@ -215,6 +293,7 @@ static Suite *replica_suite(void)
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, create_then_open);
 	tcase_add_test(tc, old_version_upgrades);
+	tcase_add_test(tc, version_5_upgrades_to_implicit_clocks);
 	tcase_add_test(tc, newer_version_refused);
 	tcase_add_test(tc, digest_sensitive_and_stable);
 	tcase_add_test(tc, digest_known_answer_empty);
