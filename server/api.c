@@ -531,31 +531,13 @@ cleanup:
 	return rc;
 }
 
-static int ingest_push(struct api *a, const uint8_t *const *sets,
-		       const size_t *lens, const uint8_t *sig_ok, size_t n,
-		       struct ingest_outcome *outs, struct http_response *resp)
-{
-	struct err e;
-	size_t i;
-
-	err_init(&e);
-	for (i = 0; i < n; i++) {
-		if (ingest_changeset(a->ingest, sets[i], lens[i], sig_ok[i],
-				     (int64_t)clock_wall_ms(), &outs[i], &e)) {
-			fail(resp, 500, "%s", e.msg);
-			return -1;
-		}
-	}
-	return 0;
-}
-
 static void post_push(struct api *a, const struct http_request *req,
 		      struct http_response *resp, struct caller *who)
 {
 	struct ingest_outcome *outs = NULL;
+	struct ingest_item *items = NULL;
 	const uint8_t **sets = NULL;
 	size_t *lens = NULL;
-	uint8_t *sig_ok = NULL;
 	struct checkpoint cp;
 	struct buf inflated, b;
 	const uint8_t *body;
@@ -571,20 +553,22 @@ static void post_push(struct api *a, const struct http_request *req,
 	outs = mem_calloc(API_MAX_PUSH, sizeof *outs);
 	sets = mem_calloc(API_MAX_PUSH, sizeof *sets);
 	lens = mem_calloc(API_MAX_PUSH, sizeof *lens);
-	sig_ok = mem_calloc(API_MAX_PUSH, 1);
-	if (!outs || !sets || !lens || !sig_ok) {
+	items = mem_calloc(API_MAX_PUSH, sizeof *items);
+	if (!outs || !sets || !lens || !items) {
 		fail(resp, 500, "out of memory");
 		goto cleanup;
 	}
 	if (split_push(body, len, sets, lens, &n, resp))
 		goto cleanup;
-	ingest_verify_batch(sets, lens, n, 0, sig_ok);
+	for (i = 0; i < n; i++)
+		ingest_item_init(&items[i], sets[i], lens[i]);
+	ingest_prepare(items, n, 0);
 	if (begin(a, resp))
 		goto cleanup;
-	if (ingest_push(a, sets, lens, sig_ok, n, outs, resp) ||
+	if (ingest_batch(a->ingest, items, n, (int64_t)clock_wall_ms(), outs,
+			 &e) ||
 	    srvlog_checkpoint(a->log, (int64_t)clock_wall_ms(), &cp, &e)) {
-		if (e.kind)
-			fail(resp, 500, "%s", e.msg);
+		fail(resp, 500, "%s", e.msg);
 		rollback(a);
 		goto cleanup;
 	}
@@ -604,7 +588,7 @@ cleanup:
 	mem_free(outs);
 	mem_free(sets);
 	mem_free(lens);
-	mem_free(sig_ok);
+	mem_free(items);
 	buf_release(&inflated);
 	buf_release(&b);
 }

@@ -6,10 +6,50 @@
 
 #include "mem.h"
 
+enum srvlog_stmt {
+	LOG_PUT_ENTRY,
+	LOG_PUT_NODE,
+	LOG_GET_LEAF,
+	LOG_GET_NODE,
+	LOG_GET_FRONTIER,
+	LOG_PUT_FRONTIER,
+	LOG_COUNT,
+	LOG_CP_LATEST,
+	LOG_CP_SIZE,
+	LOG_CP_PUT,
+	LOG_GET_ENTRY,
+	LOG_STMT_COUNT
+};
+
+/* The frontier is the replica setting "frontier" (replica.c's bs_settings),
+ * written here with a cached statement as it changes with every entry. */
+static const char *const srvlog_sql[LOG_STMT_COUNT] = {
+	[LOG_PUT_ENTRY] = "INSERT INTO srv_log(idx, kind, verdict, entry, leaf,"
+			  " author, seq, cs_id, scope, time_ms) VALUES(?1, ?2,"
+			  " ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+	[LOG_PUT_NODE] = "INSERT INTO srv_nodes(level, idx, hash)"
+			 " VALUES(?1, ?2, ?3)",
+	[LOG_GET_LEAF] = "SELECT leaf FROM srv_log WHERE idx=?1",
+	[LOG_GET_NODE] = "SELECT hash FROM srv_nodes WHERE level=?1 AND idx=?2",
+	[LOG_GET_FRONTIER] = "SELECT value FROM bs_settings"
+			     " WHERE key='frontier'",
+	[LOG_PUT_FRONTIER] = "INSERT INTO bs_settings(key, value)"
+			     " VALUES('frontier', ?1) ON CONFLICT(key)"
+			     " DO UPDATE SET value=excluded.value",
+	/* max(idx) is one index lookup; count(*) would scan the log */
+	[LOG_COUNT] = "SELECT coalesce(max(idx) + 1, 0) FROM srv_log",
+	[LOG_CP_LATEST] = "SELECT bytes FROM srv_checkpoints"
+			  " ORDER BY size DESC LIMIT 1",
+	[LOG_CP_SIZE] = "SELECT bytes FROM srv_checkpoints WHERE size=?1",
+	[LOG_CP_PUT] = "INSERT OR IGNORE INTO srv_checkpoints(size, bytes)"
+		       " VALUES(?1, ?2)",
+	[LOG_GET_ENTRY] = "SELECT entry FROM srv_log WHERE idx=?1",
+};
+
 struct srvlog {
 	struct store *s;
 	struct merkle_compact frontier;
-	sqlite3_stmt *put_entry, *put_node, *get_leaf, *get_node;
+	sqlite3_stmt *stmt[LOG_STMT_COUNT]; /* prepared on first use */
 };
 
 static int db_error(struct srvlog *l, const char *what, struct err *e)
@@ -19,40 +59,50 @@ static int db_error(struct srvlog *l, const char *what, struct err *e)
 	return -1;
 }
 
-static int prep(struct srvlog *l, sqlite3_stmt **st, const char *sql,
-		struct err *e)
+/* The cached statement `which`, reset and unbound; NULL on error. */
+static sqlite3_stmt *stmt(struct srvlog *l, enum srvlog_stmt which,
+			  struct err *e)
 {
+	sqlite3_stmt **st = &l->stmt[which];
+
 	if (*st) {
 		sqlite3_reset(*st);
 		sqlite3_clear_bindings(*st);
-		return 0;
+		return *st;
 	}
-	if (sqlite3_prepare_v3(l->s->r->db, sql, -1, SQLITE_PREPARE_PERSISTENT,
-			       st, NULL) == SQLITE_OK)
-		return 0;
-	return db_error(l, "preparing", e);
+	if (sqlite3_prepare_v3(l->s->r->db, srvlog_sql[which], -1,
+			       SQLITE_PREPARE_PERSISTENT, st, NULL) == SQLITE_OK)
+		return *st;
+	db_error(l, "preparing", e);
+	return NULL;
 }
 
 int srvlog_reload(struct srvlog *l, struct err *e)
 {
-	uint8_t *enc = NULL;
-	size_t len = 0;
+	sqlite3_stmt *st;
 	int64_t count = 0;
-	sqlite3_stmt *st = NULL;
-	int rc = -1;
+	int rc = -1, step;
 
 	merkle_compact_init(&l->frontier);
-	if (replica_setting_get(l->s->r, "frontier", &enc, &len, e))
+	st = stmt(l, LOG_GET_FRONTIER, e);
+	if (!st)
 		return -1;
-	if (enc && merkle_compact_decode(&l->frontier, enc, len) != BS_OK) {
+	step = sqlite3_step(st);
+	if (step == SQLITE_ROW &&
+	    merkle_compact_decode(&l->frontier, sqlite3_column_blob(st, 0),
+				  (size_t)sqlite3_column_bytes(st, 0)) != BS_OK) {
 		err_set(e, ERR_INVALID, "the log's tree frontier is damaged");
 		goto cleanup;
 	}
-	/* max(idx) is one index lookup; count(*) would scan the log */
-	if (sqlite3_prepare_v2(l->s->r->db,
-			       "SELECT coalesce(max(idx) + 1, 0) FROM srv_log",
-			       -1, &st, NULL) != SQLITE_OK ||
-	    sqlite3_step(st) != SQLITE_ROW) {
+	if (step != SQLITE_ROW && step != SQLITE_DONE) {
+		db_error(l, "reading the tree frontier", e);
+		goto cleanup;
+	}
+	sqlite3_reset(st);
+	st = stmt(l, LOG_COUNT, e);
+	if (!st)
+		goto cleanup;
+	if (sqlite3_step(st) != SQLITE_ROW) {
 		db_error(l, "counting entries", e);
 		goto cleanup;
 	}
@@ -65,8 +115,8 @@ int srvlog_reload(struct srvlog *l, struct err *e)
 	}
 	rc = 0;
 cleanup:
-	sqlite3_finalize(st);
-	mem_free(enc);
+	if (st)
+		sqlite3_reset(st);
 	return rc;
 }
 
@@ -90,12 +140,12 @@ int srvlog_open(struct store *s, struct srvlog **out, struct err *e)
 
 void srvlog_free(struct srvlog *l)
 {
+	size_t i;
+
 	if (!l)
 		return;
-	sqlite3_finalize(l->put_entry);
-	sqlite3_finalize(l->put_node);
-	sqlite3_finalize(l->get_leaf);
-	sqlite3_finalize(l->get_node);
+	for (i = 0; i < LOG_STMT_COUNT; i++)
+		sqlite3_finalize(l->stmt[i]);
 	mem_free(l);
 }
 
@@ -104,14 +154,18 @@ uint64_t srvlog_size(const struct srvlog *l) { return l->frontier.size; }
 static int put_node(struct srvlog *l, unsigned level, uint64_t idx,
 		    const uint8_t hash[HASH_BYTES], struct err *e)
 {
-	if (prep(l, &l->put_node,
-		 "INSERT INTO srv_nodes(level, idx, hash) VALUES(?1, ?2, ?3)", e))
+	sqlite3_stmt *st = stmt(l, LOG_PUT_NODE, e);
+	int rc;
+
+	if (!st)
 		return -1;
-	sqlite3_bind_int(l->put_node, 1, (int)level);
-	sqlite3_bind_int64(l->put_node, 2, (int64_t)idx);
-	sqlite3_bind_blob(l->put_node, 3, hash, HASH_BYTES, SQLITE_STATIC);
-	return sqlite3_step(l->put_node) == SQLITE_DONE
+	sqlite3_bind_int(st, 1, (int)level);
+	sqlite3_bind_int64(st, 2, (int64_t)idx);
+	sqlite3_bind_blob(st, 3, hash, HASH_BYTES, SQLITE_STATIC);
+	rc = sqlite3_step(st) == SQLITE_DONE
 		? 0 : db_error(l, "storing a tree node", e);
+	sqlite3_reset(st);
+	return rc;
 }
 
 /* Stores every complete subtree the new leaf closes: while the node is a
@@ -139,15 +193,25 @@ static int store_completed(struct srvlog *l, uint64_t index,
 
 static int save_frontier(struct srvlog *l, struct err *e)
 {
+	sqlite3_stmt *st;
 	struct buf b;
 	int rc = -1;
 
 	buf_init(&b, MERKLE_FRONTIER_MAX_ENCODED);
-	if (merkle_compact_encode(&l->frontier, &b) == BS_OK &&
-	    replica_setting_set(l->s->r, "frontier", b.data, b.len, e) == 0)
+	if (merkle_compact_encode(&l->frontier, &b) != BS_OK) {
+		err_set(e, ERR_INVALID, "cannot encode the log's tree frontier");
+		goto cleanup;
+	}
+	st = stmt(l, LOG_PUT_FRONTIER, e);
+	if (!st)
+		goto cleanup;
+	sqlite3_bind_blob(st, 1, b.data, (int)b.len, SQLITE_STATIC);
+	if (sqlite3_step(st) == SQLITE_DONE)
 		rc = 0;
 	else
-		err_set(e, ERR_INVALID, "cannot store the log's tree frontier");
+		db_error(l, "storing the tree frontier", e);
+	sqlite3_reset(st);
+cleanup:
 	buf_release(&b);
 	return rc;
 }
@@ -168,12 +232,9 @@ int srvlog_append(struct srvlog *l, const struct logentry *le,
 	}
 	logentry_leaf_hash(enc.data, enc.len, leaf);
 	*index = l->frontier.size;
-	if (prep(l, &l->put_entry,
-		 "INSERT INTO srv_log(idx, kind, verdict, entry, leaf, author,"
-		 " seq, cs_id, scope, time_ms) VALUES(?1, ?2, ?3, ?4, ?5, ?6,"
-		 " ?7, ?8, ?9, ?10)", e))
+	st = stmt(l, LOG_PUT_ENTRY, e);
+	if (!st)
 		goto cleanup;
-	st = l->put_entry;
 	sqlite3_bind_int64(st, 1, (int64_t)*index);
 	sqlite3_bind_int(st, 2, (int)le->kind);
 	sqlite3_bind_int(st, 3, (int)le->verdict);
@@ -191,8 +252,10 @@ int srvlog_append(struct srvlog *l, const struct logentry *le,
 	sqlite3_bind_int64(st, 10, meta->time_ms);
 	if (sqlite3_step(st) != SQLITE_DONE) {
 		db_error(l, "appending", e);
+		sqlite3_reset(st);
 		goto cleanup;
 	}
+	sqlite3_reset(st);
 	if (store_completed(l, *index, leaf, e))
 		goto cleanup;
 	if (merkle_compact_append(&l->frontier, leaf) != BS_OK) {
@@ -210,16 +273,14 @@ cleanup:
 static int store_checkpoint(struct srvlog *l, const struct checkpoint *cp,
 			    struct err *e)
 {
-	sqlite3_stmt *st = NULL;
+	sqlite3_stmt *st = stmt(l, LOG_CP_PUT, e);
 	uint8_t bytes[CHECKPOINT_SIGNED_MAX];
 	int rc = -1;
 
+	if (!st)
+		return -1;
 	memcpy(bytes, cp->raw, cp->raw_len);
 	memcpy(bytes + cp->raw_len, cp->sig, SIGN_BYTES);
-	if (sqlite3_prepare_v2(l->s->r->db,
-			       "INSERT OR IGNORE INTO srv_checkpoints(size, bytes)"
-			       " VALUES(?1, ?2)", -1, &st, NULL) != SQLITE_OK)
-		return db_error(l, "storing a checkpoint", e);
 	sqlite3_bind_int64(st, 1, (int64_t)cp->size);
 	sqlite3_bind_blob(st, 2, bytes, (int)(cp->raw_len + SIGN_BYTES),
 			  SQLITE_STATIC);
@@ -227,22 +288,18 @@ static int store_checkpoint(struct srvlog *l, const struct checkpoint *cp,
 		rc = 0;
 	else
 		db_error(l, "storing a checkpoint", e);
-	sqlite3_finalize(st);
+	sqlite3_reset(st);
 	return rc;
 }
 
 int srvlog_checkpoint_get(struct srvlog *l, int64_t size,
 			  struct checkpoint *out, struct err *e)
 {
-	sqlite3_stmt *st = NULL;
+	sqlite3_stmt *st = stmt(l, size < 0 ? LOG_CP_LATEST : LOG_CP_SIZE, e);
 	int rc = -1;
 
-	if (sqlite3_prepare_v2(l->s->r->db, size < 0
-			       ? "SELECT bytes FROM srv_checkpoints"
-				 " ORDER BY size DESC LIMIT 1"
-			       : "SELECT bytes FROM srv_checkpoints WHERE size=?1",
-			       -1, &st, NULL) != SQLITE_OK)
-		return db_error(l, "reading checkpoints", e);
+	if (!st)
+		return -1;
 	if (size >= 0)
 		sqlite3_bind_int64(st, 1, size);
 	if (sqlite3_step(st) != SQLITE_ROW)
@@ -253,7 +310,7 @@ int srvlog_checkpoint_get(struct srvlog *l, int64_t size,
 		err_set(e, ERR_INVALID, "a stored checkpoint is damaged");
 	else
 		rc = 0;
-	sqlite3_finalize(st);
+	sqlite3_reset(st);
 	return rc;
 }
 
@@ -291,18 +348,20 @@ static enum bs_status leaf_from_db(void *ctx, uint64_t index,
 {
 	struct srvlog *l = ctx;
 	struct err e;
+	sqlite3_stmt *st;
 	enum bs_status rc = BS_EINVALID;
 
 	err_init(&e);
-	if (prep(l, &l->get_leaf, "SELECT leaf FROM srv_log WHERE idx=?1", &e))
+	st = stmt(l, LOG_GET_LEAF, &e);
+	if (!st)
 		return BS_EINVALID;
-	sqlite3_bind_int64(l->get_leaf, 1, (int64_t)index);
-	if (sqlite3_step(l->get_leaf) == SQLITE_ROW &&
-	    sqlite3_column_bytes(l->get_leaf, 0) == HASH_BYTES) {
-		memcpy(out, sqlite3_column_blob(l->get_leaf, 0), HASH_BYTES);
+	sqlite3_bind_int64(st, 1, (int64_t)index);
+	if (sqlite3_step(st) == SQLITE_ROW &&
+	    sqlite3_column_bytes(st, 0) == HASH_BYTES) {
+		memcpy(out, sqlite3_column_blob(st, 0), HASH_BYTES);
 		rc = BS_OK;
 	}
-	sqlite3_reset(l->get_leaf);
+	sqlite3_reset(st);
 	return rc;
 }
 
@@ -311,20 +370,21 @@ static enum bs_status node_from_db(void *ctx, uint64_t start, unsigned level,
 {
 	struct srvlog *l = ctx;
 	struct err e;
+	sqlite3_stmt *st;
 
 	*found = false;
 	err_init(&e);
-	if (prep(l, &l->get_node,
-		 "SELECT hash FROM srv_nodes WHERE level=?1 AND idx=?2", &e))
+	st = stmt(l, LOG_GET_NODE, &e);
+	if (!st)
 		return BS_EINVALID;
-	sqlite3_bind_int(l->get_node, 1, (int)level);
-	sqlite3_bind_int64(l->get_node, 2, (int64_t)(start >> level));
-	if (sqlite3_step(l->get_node) == SQLITE_ROW &&
-	    sqlite3_column_bytes(l->get_node, 0) == HASH_BYTES) {
-		memcpy(out, sqlite3_column_blob(l->get_node, 0), HASH_BYTES);
+	sqlite3_bind_int(st, 1, (int)level);
+	sqlite3_bind_int64(st, 2, (int64_t)(start >> level));
+	if (sqlite3_step(st) == SQLITE_ROW &&
+	    sqlite3_column_bytes(st, 0) == HASH_BYTES) {
+		memcpy(out, sqlite3_column_blob(st, 0), HASH_BYTES);
 		*found = true;
 	}
-	sqlite3_reset(l->get_node);
+	sqlite3_reset(st);
 	return BS_OK;
 }
 
@@ -370,13 +430,11 @@ int srvlog_consistency(struct srvlog *l, uint64_t old_size, uint64_t new_size,
 int srvlog_entry(struct srvlog *l, uint64_t index, struct buf *out,
 		 struct err *e)
 {
-	sqlite3_stmt *st = NULL;
+	sqlite3_stmt *st = stmt(l, LOG_GET_ENTRY, e);
 	int rc = -1;
 
-	if (sqlite3_prepare_v2(l->s->r->db,
-			       "SELECT entry FROM srv_log WHERE idx=?1", -1, &st,
-			       NULL) != SQLITE_OK)
-		return db_error(l, "reading an entry", e);
+	if (!st)
+		return -1;
 	sqlite3_bind_int64(st, 1, (int64_t)index);
 	if (sqlite3_step(st) == SQLITE_ROW) {
 		buf_append(out, sqlite3_column_blob(st, 0),
@@ -388,6 +446,6 @@ int srvlog_entry(struct srvlog *l, uint64_t index, struct buf *out,
 		err_set(e, ERR_INVALID, "no log entry %llu",
 			(unsigned long long)index);
 	}
-	sqlite3_finalize(st);
+	sqlite3_reset(st);
 	return rc;
 }
