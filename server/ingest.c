@@ -105,15 +105,17 @@ static int find_logged(struct ingest *in, const uint8_t id[HASH_BYTES],
 	return step == SQLITE_ROW;
 }
 
+/* leaf: the entry's leaf hash when the caller has it (accepted sets). */
 static int log_changeset(struct ingest *in, const struct changeset *cs,
 			 const uint8_t *bytes, size_t len,
 			 enum logentry_verdict verdict, const char *reason,
-			 int64_t now_ms, uint64_t *index, struct err *e)
+			 const uint8_t *leaf, int64_t now_ms, uint64_t *index,
+			 struct err *e)
 {
 	struct logentry le = {LOGENTRY_CHANGESET, verdict, reason,
 			      reason ? strlen(reason) : 0, bytes, len};
 	struct srvlog_meta meta = {cs->env.author, cs->env.seq, cs->id,
-				   cs->env.scope, now_ms};
+				   cs->env.scope, now_ms, leaf};
 
 	return srvlog_append(in->log, &le, &meta, index, e);
 }
@@ -157,8 +159,9 @@ static void check_policy(const struct store_device *d,
  * twice is a sixth of ingest. */
 static int ingest_verified(struct ingest *in, struct store_device *d,
 			   const struct changeset *cs, const uint8_t *bytes,
-			   size_t len, int64_t now_ms, int careful,
-			   struct ingest_outcome *out, struct err *e)
+			   size_t len, const uint8_t *leaf, int64_t now_ms,
+			   int careful, struct ingest_outcome *out,
+			   struct err *e)
 {
 	char reason[VERDICT_REASON_MAX + 1], hex[17];
 	struct merge_stats stats = {0};
@@ -173,7 +176,7 @@ static int ingest_verified(struct ingest *in, struct store_device *d,
 		refuse(out, "%s", reason);
 		out->logged = 1;
 		return log_changeset(in, cs, bytes, len, LOGENTRY_REFUSED,
-				     reason, now_ms, &out->index, e);
+				     reason, NULL, now_ms, &out->index, e);
 	}
 	if ((int64_t)cs->env.seq > d->last_seq + 1) {
 		snprintf(reason, sizeof reason, "chain gap: expected sequence "
@@ -188,19 +191,19 @@ static int ingest_verified(struct ingest *in, struct store_device *d,
 		refuse(out, "%s", reason);
 		out->logged = 1;
 		return log_changeset(in, cs, bytes, len, LOGENTRY_REFUSED,
-				     reason, now_ms, &out->index, e);
+				     reason, NULL, now_ms, &out->index, e);
 	}
 	check_policy(d, cs, careful, reason, sizeof reason);
 	out->logged = 1;
 	if (reason[0]) {
 		refuse(out, "%s", reason);
 		if (log_changeset(in, cs, bytes, len, LOGENTRY_REFUSED, reason,
-				  now_ms, &out->index, e))
+				  NULL, now_ms, &out->index, e))
 			return -1;
 	} else if (careful) {
 		out->status = VERDICT_ACCEPTED;
 		if (log_changeset(in, cs, bytes, len, LOGENTRY_ACCEPTED, NULL,
-				  now_ms, &out->index, e) ||
+				  leaf, now_ms, &out->index, e) ||
 		    merge_apply(in->merge, cs, &applied, &stats, e))
 			return -1;
 	} else {
@@ -209,7 +212,7 @@ static int ingest_verified(struct ingest *in, struct store_device *d,
 			return INGEST_REDO;
 		out->status = VERDICT_ACCEPTED;
 		if (log_changeset(in, cs, bytes, len, LOGENTRY_ACCEPTED, NULL,
-				  now_ms, &out->index, e))
+				  leaf, now_ms, &out->index, e))
 			return -1;
 	}
 	/* refusals by policy still take their place in the chain */
@@ -266,7 +269,8 @@ static int ingest_one(struct ingest *in, const struct ingest_item *it,
 		refuse(out, "%s", "device revoked");
 		return 0;
 	}
-	return ingest_verified(in, &d, cs, it->bytes, it->len, now_ms, careful,
+	return ingest_verified(in, &d, cs, it->bytes, it->len,
+			       it->has_leaf ? it->leaf : NULL, now_ms, careful,
 			       out, e);
 }
 
@@ -369,7 +373,7 @@ int ingest_enroll(struct ingest *in, const uint8_t device[SIGN_PUBLIC_BYTES],
 	struct store_device d;
 	struct buf b;
 	struct logentry le;
-	struct srvlog_meta meta = {device, 0, NULL, NULL, now_ms};
+	struct srvlog_meta meta = {device, 0, NULL, NULL, now_ms, NULL};
 	int found, rc = -1;
 
 	*signed_bytes = NULL;
@@ -419,7 +423,7 @@ int ingest_revoke(struct ingest *in, const uint8_t device[SIGN_PUBLIC_BYTES],
 	struct store_device d;
 	struct buf b;
 	struct logentry le;
-	struct srvlog_meta meta = {device, 0, NULL, NULL, now_ms};
+	struct srvlog_meta meta = {device, 0, NULL, NULL, now_ms, NULL};
 	int found, rc = -1;
 
 	found = store_device_get(in->s, device, &d, e);
@@ -516,9 +520,13 @@ static void prep_work(struct ingest_prep *p)
 	while ((i = atomic_fetch_add(&p->next, 1)) < p->n) {
 		struct ingest_item *it = &p->items[i];
 
+		struct logentry le = {LOGENTRY_CHANGESET, LOGENTRY_ACCEPTED,
+				      NULL, 0, it->bytes, it->len};
+
 		it->decoded = changeset_decode(it->bytes, it->len, &it->cs);
 		it->sig_ok = it->decoded == BS_OK &&
 			     changeset_verify(&it->cs) == BS_OK;
+		it->has_leaf = it->sig_ok && srvlog_leaf(&le, it->leaf) == 0;
 	}
 }
 

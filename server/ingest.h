@@ -42,6 +42,8 @@ struct ingest_item {
 	enum bs_status decoded; /* BS_OK, or why it does not decode */
 	int sig_ok;		/* decoded, and the signature verifies */
 	struct changeset cs;	/* when decoded */
+	int has_leaf;		/* leaf: its log entry's Merkle leaf if */
+	uint8_t leaf[HASH_BYTES]; /* accepted (hashed here, off the lock) */
 };
 
 void ingest_item_init(struct ingest_item *it, const uint8_t *bytes,

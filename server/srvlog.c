@@ -216,6 +216,20 @@ cleanup:
 	return rc;
 }
 
+int srvlog_leaf(const struct logentry *le, uint8_t leaf[HASH_BYTES])
+{
+	struct buf enc;
+	int rc = -1;
+
+	buf_init(&enc, LOGENTRY_MAX);
+	if (logentry_encode(le, &enc) == BS_OK) {
+		logentry_leaf_hash(enc.data, enc.len, leaf);
+		rc = 0;
+	}
+	buf_release(&enc);
+	return rc;
+}
+
 int srvlog_append(struct srvlog *l, const struct logentry *le,
 		  const struct srvlog_meta *meta, uint64_t *index,
 		  struct err *e)
@@ -230,7 +244,10 @@ int srvlog_append(struct srvlog *l, const struct logentry *le,
 		err_set(e, ERR_INVALID, "cannot encode a log entry");
 		goto cleanup;
 	}
-	logentry_leaf_hash(enc.data, enc.len, leaf);
+	if (meta->leaf)
+		memcpy(leaf, meta->leaf, HASH_BYTES);
+	else
+		logentry_leaf_hash(enc.data, enc.len, leaf);
 	*index = l->frontier.size;
 	st = stmt(l, LOG_PUT_ENTRY, e);
 	if (!st)

@@ -33,6 +33,7 @@ enum store_stmt {
 };
 
 struct store_shared;
+struct store_ckpt;
 
 /* A store owns its connection. A reader (store_reader_open) is a second
  * connection to the same file for another thread: it borrows the key and
@@ -45,6 +46,7 @@ struct store {
 	struct keystore_key *key;         /* NULL until store_unlock */
 	uint8_t pk[SIGN_PUBLIC_BYTES];
 	struct store_shared *shared;      /* thread-safe; owned unless reader */
+	struct store_ckpt *ckpt;          /* background checkpoints, or NULL */
 	int reader;
 	sqlite3_stmt *stmt[STORE_STMT_COUNT]; /* prepared on first use */
 };
@@ -72,6 +74,16 @@ int store_open(const char *dir, struct store **out /* OUT */, struct err *e);
  * store). *out is closed with store_close before base is. */
 int store_reader_open(struct store *base, struct store **out /* OUT */,
 		      struct err *e);
+/* From now on the write-ahead log is copied into the database by a thread
+ * of its own (with its own connection) when it passes
+ * STORE_WAL_CHECKPOINT_PAGES, instead of by whichever commit passes it:
+ * commits wait for their own pages only. Past STORE_WAL_INLINE_PAGES (the
+ * thread cannot keep up) the committing thread helps. store_close stops
+ * it. */
+#define STORE_WAL_CHECKPOINT_PAGES 1000
+#define STORE_WAL_INLINE_PAGES 16000
+int store_checkpoints_start(struct store *s, struct err *e);
+
 /* Process-wide SQLite settings of the server; call before any other use of
  * SQLite in the process (later it has no effect). */
 void store_global_init(void);
