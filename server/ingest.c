@@ -45,13 +45,16 @@ int ingest_new(struct store *s, struct srvlog *log, struct ingest **out,
 	}
 	in->s = s;
 	in->log = log;
-	if (merge_new(s->r->db, &in->merge, e)) {
-		mem_free(in);
-		return -1;
-	}
-	merge_drop_bytes(in->merge);
 	*out = in;
 	return 0;
+}
+
+/* The merger, made on first use (and again after a rollback). */
+static struct merge *merger(struct ingest *in, struct err *e)
+{
+	if (!in->merge && merge_new(in->s->r->db, &in->merge, e) == 0)
+		merge_drop_bytes(in->merge);
+	return in->merge;
 }
 
 void ingest_free(struct ingest *in)
@@ -202,12 +205,15 @@ static int ingest_verified(struct ingest *in, struct store_device *d,
 			return -1;
 	} else if (careful) {
 		out->status = VERDICT_ACCEPTED;
-		if (log_changeset(in, cs, bytes, len, LOGENTRY_ACCEPTED, NULL,
+		if (!merger(in, e) ||
+		    log_changeset(in, cs, bytes, len, LOGENTRY_ACCEPTED, NULL,
 				  leaf, now_ms, &out->index, e) ||
 		    merge_apply(in->merge, cs, &applied, &stats, e))
 			return -1;
 	} else {
 		err_init(&quiet);
+		if (!merger(in, e))
+			return -1;
 		if (merge_apply(in->merge, cs, &applied, &stats, &quiet))
 			return INGEST_REDO;
 		out->status = VERDICT_ACCEPTED;
@@ -322,18 +328,13 @@ static int batch_run(struct ingest *in, const struct ingest_item *items,
 	return 0;
 }
 
-int ingest_rolled_back(struct ingest *in, struct err *e)
+void ingest_rolled_back(struct ingest *in)
 {
-	struct merge *m;
-
 	/* the merger remembers the local index of the last author, which
-	 * may name a bs_devices row that was just rolled back */
-	if (merge_new(in->s->r->db, &m, e))
-		return -1;
-	merge_drop_bytes(m);
+	 * may name a bs_devices row that was just rolled back: the next one
+	 * starts afresh */
 	merge_free(in->merge);
-	in->merge = m;
-	return 0;
+	in->merge = NULL;
 }
 
 int ingest_batch(struct ingest *in, const struct ingest_item *items,
@@ -347,8 +348,9 @@ int ingest_batch(struct ingest *in, const struct ingest_item *items,
 		return -1;
 	rc = batch_run(in, items, n, now_ms, 0, outs, e);
 	if (rc == INGEST_REDO) {
+		ingest_rolled_back(in);
 		rc = savepoint(in, SP_ROLLBACK, e) ||
-		     ingest_rolled_back(in, e) || srvlog_reload(in->log, e) ||
+		     srvlog_reload(in->log, e) ||
 		     batch_run(in, items, n, now_ms, 1, outs, e) ? -1 : 0;
 	}
 	if (rc == 0 && savepoint(in, SP_RELEASE, e) == 0)
@@ -359,7 +361,7 @@ int ingest_batch(struct ingest *in, const struct ingest_item *items,
 	if (!sqlite3_get_autocommit(in->s->r->db) &&
 	    savepoint(in, SP_ROLLBACK, &quiet) == 0)
 		savepoint(in, SP_RELEASE, &quiet);
-	ingest_rolled_back(in, &quiet);
+	ingest_rolled_back(in);
 	srvlog_reload(in->log, &quiet);
 	return -1;
 }

@@ -73,8 +73,8 @@ int ingest_batch(struct ingest *in, const struct ingest_item *items,
 		 struct err *e);
 
 /* After the caller rolled back a transaction ingest wrote in: forgets
- * what ingest had cached of it. -1 only when out of memory. */
-int ingest_rolled_back(struct ingest *in, struct err *e);
+ * what ingest had cached of it. */
+void ingest_rolled_back(struct ingest *in);
 
 /* One change set as it comes (the server's own outbox; pushes go through
  * ingest_prepare and ingest_batch). sig_ok: the caller already verified

@@ -46,11 +46,62 @@ static const char *const srvlog_sql[LOG_STMT_COUNT] = {
 	[LOG_GET_ENTRY] = "SELECT entry FROM srv_log WHERE idx=?1",
 };
 
+/* Proofs for a page of entries ask for the same subtrees again and again,
+ * and so do the pulls that follow. A reader keeps the hashes it read or
+ * computed, of leaves, complete subtrees and the incomplete right edges
+ * of the trees proven: MTH(D[start:start+len]) of committed entries never
+ * changes. (Not the writer: what it reads may be rolled back.)
+ * Direct-mapped, so bounded. */
+#define SRVLOG_CACHE_SLOTS 8192
+
+struct srvlog_node {
+	uint64_t start, len; /* len 0: unused */
+	uint8_t hash[HASH_BYTES];
+};
+
 struct srvlog {
 	struct store *s;
 	struct merkle_compact frontier;
 	sqlite3_stmt *stmt[LOG_STMT_COUNT]; /* prepared on first use */
+	struct srvlog_node *cache;	    /* readers only; NULL if none */
 };
+
+static struct srvlog_node *cache_slot(struct srvlog *l, uint64_t start,
+				      uint64_t len)
+{
+	uint64_t k = (start * 0x9e3779b97f4a7c15ull) ^
+		     (len * 0xc2b2ae3d27d4eb4full);
+
+	return &l->cache[(k >> 32) % SRVLOG_CACHE_SLOTS];
+}
+
+/* 1 and out if MTH(D[start:start+len]) is cached. */
+static int cache_get(struct srvlog *l, uint64_t start, uint64_t len,
+		     uint8_t out[HASH_BYTES])
+{
+	struct srvlog_node *n;
+
+	if (!l->cache)
+		return 0;
+	n = cache_slot(l, start, len);
+	if (n->len != len || n->start != start)
+		return 0;
+	memcpy(out, n->hash, HASH_BYTES);
+	return 1;
+}
+
+static void cache_put(struct srvlog *l, uint64_t start, uint64_t len,
+		      const uint8_t hash[HASH_BYTES])
+{
+	struct srvlog_node *n;
+
+	if (!l->cache)
+		return;
+	n = cache_slot(l, start, len);
+	n->start = start;
+	n->len = len;
+	memcpy(n->hash, hash, HASH_BYTES);
+}
 
 static int db_error(struct srvlog *l, const char *what, struct err *e)
 {
@@ -77,7 +128,8 @@ static sqlite3_stmt *stmt(struct srvlog *l, enum srvlog_stmt which,
 	return NULL;
 }
 
-int srvlog_reload(struct srvlog *l, struct err *e)
+/* Reads the frontier and counts the entries; both in one snapshot. */
+static int reload(struct srvlog *l, struct err *e)
 {
 	sqlite3_stmt *st;
 	int64_t count = 0;
@@ -120,6 +172,22 @@ cleanup:
 	return rc;
 }
 
+int srvlog_reload(struct srvlog *l, struct err *e)
+{
+	sqlite3 *db = l->s->r->db;
+	int rc;
+
+	if (!sqlite3_get_autocommit(db))
+		return reload(l, e);
+	/* outside a transaction, a commit by another connection could fall
+	 * between the two reads */
+	if (replica_exec(db, "BEGIN", e))
+		return -1;
+	rc = reload(l, e);
+	sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
+	return rc;
+}
+
 int srvlog_open(struct store *s, struct srvlog **out, struct err *e)
 {
 	struct srvlog *l = mem_calloc(1, sizeof *l);
@@ -130,6 +198,9 @@ int srvlog_open(struct store *s, struct srvlog **out, struct err *e)
 		return -1;
 	}
 	l->s = s;
+	/* without memory for it, proofs just read every node */
+	if (s->reader)
+		l->cache = mem_calloc(SRVLOG_CACHE_SLOTS, sizeof *l->cache);
 	if (srvlog_reload(l, e)) {
 		srvlog_free(l);
 		return -1;
@@ -146,6 +217,7 @@ void srvlog_free(struct srvlog *l)
 		return;
 	for (i = 0; i < LOG_STMT_COUNT; i++)
 		sqlite3_finalize(l->stmt[i]);
+	mem_free(l->cache);
 	mem_free(l);
 }
 
@@ -368,6 +440,8 @@ static enum bs_status leaf_from_db(void *ctx, uint64_t index,
 	sqlite3_stmt *st;
 	enum bs_status rc = BS_EINVALID;
 
+	if (cache_get(l, index, 1, out))
+		return BS_OK;
 	err_init(&e);
 	st = stmt(l, LOG_GET_LEAF, &e);
 	if (!st)
@@ -376,6 +450,7 @@ static enum bs_status leaf_from_db(void *ctx, uint64_t index,
 	if (sqlite3_step(st) == SQLITE_ROW &&
 	    sqlite3_column_bytes(st, 0) == HASH_BYTES) {
 		memcpy(out, sqlite3_column_blob(st, 0), HASH_BYTES);
+		cache_put(l, index, 1, out);
 		rc = BS_OK;
 	}
 	sqlite3_reset(st);
@@ -389,7 +464,9 @@ static enum bs_status node_from_db(void *ctx, uint64_t start, unsigned level,
 	struct err e;
 	sqlite3_stmt *st;
 
-	*found = false;
+	*found = cache_get(l, start, (uint64_t)1 << level, out);
+	if (*found)
+		return BS_OK;
 	err_init(&e);
 	st = stmt(l, LOG_GET_NODE, &e);
 	if (!st)
@@ -399,6 +476,7 @@ static enum bs_status node_from_db(void *ctx, uint64_t start, unsigned level,
 	if (sqlite3_step(st) == SQLITE_ROW &&
 	    sqlite3_column_bytes(st, 0) == HASH_BYTES) {
 		memcpy(out, sqlite3_column_blob(st, 0), HASH_BYTES);
+		cache_put(l, start, (uint64_t)1 << level, out);
 		*found = true;
 	}
 	sqlite3_reset(st);
@@ -412,20 +490,92 @@ static void db_source(struct srvlog *l, struct merkle_source *src)
 	src->ctx = l;
 }
 
+/* RFC 9162's k: the largest power of two below n (n >= 2). */
+static uint64_t split(uint64_t n)
+{
+	return (uint64_t)1 << (63 - __builtin_clzll(n - 1));
+}
+
+/* MTH(D[start:start+n]), n >= 1 (RFC 9162 2.1.1): from the cache, from
+ * the stored leaves and complete subtrees, or from its two halves.
+ * Recursion depth <= 64. */
+static enum bs_status range_hash(struct srvlog *l, uint64_t start, uint64_t n,
+				 uint8_t out[HASH_BYTES])
+{
+	uint8_t left[HASH_BYTES], right[HASH_BYTES];
+	enum bs_status rc;
+	bool found = false;
+	uint64_t k;
+
+	if (cache_get(l, start, n, out))
+		return BS_OK;
+	if (n == 1)
+		return leaf_from_db(l, start, out);
+	if ((n & (n - 1)) == 0) {
+		rc = node_from_db(l, start, (unsigned)__builtin_ctzll(n), out,
+				  &found);
+		if (rc || found)
+			return rc;
+	}
+	k = split(n);
+	rc = range_hash(l, start, k, left);
+	if (rc == BS_OK)
+		rc = range_hash(l, start + k, n - k, right);
+	if (rc)
+		return rc;
+	merkle_node_hash(out, left, right);
+	cache_put(l, start, n, out);
+	return BS_OK;
+}
+
+/* PATH(index, D[size]) of RFC 9162 2.1.3.1, as merkle_inclusion_proof
+ * makes it (same subtrees, same order: its siblings from the leaf up), but
+ * with range_hash: the incomplete right edges of the tree, which every
+ * proof against the same size shares, are hashed once per reader instead
+ * of once per proof (five of the six hashes of a proof in a tree of a few
+ * thousand entries). tests/test_srvlog.c holds them equal. */
 int srvlog_inclusion(struct srvlog *l, uint64_t index, uint64_t size,
 		     struct merkle_path *out, struct err *e)
 {
-	struct merkle_source src;
+	uint64_t base = 0, m = index, n = size, k, start, len;
+	size_t depth = 0, i;
+	uint8_t t[HASH_BYTES];
 
-	db_source(l, &src);
-	if (size > l->frontier.size ||
-	    merkle_inclusion_proof(&src, index, size, out) != BS_OK) {
-		err_set(e, ERR_INVALID, "no inclusion proof for entry %llu in a "
-			"tree of %llu", (unsigned long long)index,
-			(unsigned long long)size);
-		return -1;
+	out->count = 0;
+	if (size > l->frontier.size || index >= size)
+		goto fail;
+	/* top down, each level's sibling; the proof lists them bottom up */
+	while (n > 1) {
+		k = split(n);
+		if (m < k) {
+			start = base + k;
+			len = n - k;
+			n = k;
+		} else {
+			start = base;
+			len = k;
+			base += k;
+			m -= k;
+			n -= k;
+		}
+		if (depth == MERKLE_MAX_PROOF ||
+		    range_hash(l, start, len, out->hash[depth]) != BS_OK)
+			goto fail;
+		depth++;
 	}
+	for (i = 0; i < depth / 2; i++) {
+		memcpy(t, out->hash[i], HASH_BYTES);
+		memcpy(out->hash[i], out->hash[depth - 1 - i], HASH_BYTES);
+		memcpy(out->hash[depth - 1 - i], t, HASH_BYTES);
+	}
+	out->count = depth;
 	return 0;
+fail:
+	out->count = 0;
+	err_set(e, ERR_INVALID, "no inclusion proof for entry %llu in a "
+		"tree of %llu", (unsigned long long)index,
+		(unsigned long long)size);
+	return -1;
 }
 
 int srvlog_consistency(struct srvlog *l, uint64_t old_size, uint64_t new_size,
