@@ -6,6 +6,7 @@
 
 #include <inttypes.h>
 #include <pthread.h>
+#include <semaphore.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -103,9 +104,9 @@ struct api_job {
 	size_t n;
 	struct ingest_outcome *outs; /* OUT */
 	struct checkpoint cp;	     /* OUT: signed after the group */
-	int done, failed;
+	int failed;
 	struct err why;		     /* when failed */
-	pthread_cond_t cond;	     /* signalled when done */
+	sem_t done;		     /* posted by the writer */
 	struct api_job *next;
 };
 
@@ -116,10 +117,12 @@ struct api_core {
 	struct http_server *http;
 	/* the write connection: one transaction at a time */
 	pthread_mutex_t write_lock;
-	/* the queue of pushes, and the readers */
+	/* the queue of pushes */
 	pthread_mutex_t lock;
-	pthread_cond_t reader_free;
 	pthread_cond_t work;	  /* to the writer: a push is queued */
+	/* the readers */
+	pthread_mutex_t readers_lock;
+	pthread_cond_t reader_free;
 	struct api_job *head, *tail;
 	pthread_t writer;
 	int writing, stop;	  /* the writer runs; it is to stop */
@@ -155,6 +158,7 @@ int api_new(struct store *s, struct api **out, struct err *e)
 	c->max_readers = API_READERS_PER_CORE * (cores > 0 ? (unsigned)cores : 1);
 	pthread_mutex_init(&c->write_lock, NULL);
 	pthread_mutex_init(&c->lock, NULL);
+	pthread_mutex_init(&c->readers_lock, NULL);
 	pthread_cond_init(&c->reader_free, NULL);
 	pthread_cond_init(&c->work, NULL);
 	if (srvlog_open(s, &a->log, e) ||
@@ -213,6 +217,7 @@ void api_free(struct api *a)
 	srvlog_free(a->log);
 	pthread_mutex_destroy(&c->write_lock);
 	pthread_mutex_destroy(&c->lock);
+	pthread_mutex_destroy(&c->readers_lock);
 	pthread_cond_destroy(&c->reader_free);
 	pthread_cond_destroy(&c->work);
 	mem_free(c);
@@ -232,15 +237,15 @@ static struct api_reader *reader_take(struct api_core *c, struct err *e)
 {
 	struct api_reader *r;
 
-	pthread_mutex_lock(&c->lock);
+	pthread_mutex_lock(&c->readers_lock);
 	while (!c->idle && c->nreaders >= c->max_readers)
-		pthread_cond_wait(&c->reader_free, &c->lock);
+		pthread_cond_wait(&c->reader_free, &c->readers_lock);
 	r = c->idle;
 	if (r)
 		c->idle = r->next_idle;
 	else
 		c->nreaders++; /* a place for the one opened below */
-	pthread_mutex_unlock(&c->lock);
+	pthread_mutex_unlock(&c->readers_lock);
 	if (r)
 		return r;
 	r = mem_calloc(1, sizeof *r);
@@ -251,7 +256,7 @@ static struct api_reader *reader_take(struct api_core *c, struct err *e)
 		reader_free(r);
 		r = NULL;
 	}
-	pthread_mutex_lock(&c->lock);
+	pthread_mutex_lock(&c->readers_lock);
 	if (r) {
 		r->next = c->readers;
 		c->readers = r;
@@ -259,17 +264,17 @@ static struct api_reader *reader_take(struct api_core *c, struct err *e)
 		c->nreaders--;
 		pthread_cond_signal(&c->reader_free);
 	}
-	pthread_mutex_unlock(&c->lock);
+	pthread_mutex_unlock(&c->readers_lock);
 	return r;
 }
 
 static void reader_give(struct api_core *c, struct api_reader *r)
 {
-	pthread_mutex_lock(&c->lock);
+	pthread_mutex_lock(&c->readers_lock);
 	r->next_idle = c->idle;
 	c->idle = r;
 	pthread_cond_signal(&c->reader_free);
-	pthread_mutex_unlock(&c->lock);
+	pthread_mutex_unlock(&c->readers_lock);
 }
 
 /* The reader's statement `which`, reset; NULL with e set on error. */
@@ -716,7 +721,9 @@ fail_all:
  * committed (or failed). */
 static void group_commit(struct api_core *c, struct api_job *j)
 {
-	pthread_cond_init(&j->cond, NULL);
+	/* a semaphore of its own: hundreds of pushes answered at once do
+	 * not queue for one mutex, nor hold up the writer's next turn */
+	sem_init(&j->done, 0, 0);
 	j->next = NULL;
 	pthread_mutex_lock(&c->lock);
 	if (c->tail)
@@ -725,10 +732,10 @@ static void group_commit(struct api_core *c, struct api_job *j)
 		c->head = j;
 	c->tail = j;
 	pthread_cond_signal(&c->work);
-	while (!j->done)
-		pthread_cond_wait(&j->cond, &c->lock);
 	pthread_mutex_unlock(&c->lock);
-	pthread_cond_destroy(&j->cond);
+	while (sem_wait(&j->done) != 0)
+		; /* EINTR */
+	sem_destroy(&j->done);
 }
 
 /* The writer: each turn takes every push queued by then into one group,
@@ -774,12 +781,11 @@ static void *writer_main(void *arg)
 		last->next = NULL;
 		pthread_mutex_unlock(&c->lock);
 		group_run(c, group);
-		pthread_mutex_lock(&c->lock);
 		for (k = group; k; k = last) {
 			last = k->next;
-			k->done = 1;
-			pthread_cond_signal(&k->cond);
+			sem_post(&k->done); /* k belongs to its thread again */
 		}
+		pthread_mutex_lock(&c->lock);
 	}
 	pthread_mutex_unlock(&c->lock);
 	return NULL;
@@ -972,16 +978,22 @@ static void post_push(struct api *a, const struct http_request *req,
 	if (role_allowed(who, resp, 1, 1, 0) ||
 	    post_body(req, resp, &inflated, &body, &len))
 		goto cleanup;
-	outs = mem_calloc(API_MAX_PUSH, sizeof *outs);
 	sets = mem_calloc(API_MAX_PUSH, sizeof *sets);
 	lens = mem_calloc(API_MAX_PUSH, sizeof *lens);
-	items = mem_calloc(API_MAX_PUSH, sizeof *items);
-	if (!outs || !sets || !lens || !items) {
+	if (!sets || !lens) {
 		fail(resp, 500, "out of memory");
 		goto cleanup;
 	}
 	if (split_push(body, len, sets, lens, &n, resp))
 		goto cleanup;
+	/* as many as there are: hundreds of pushes at once each zeroing room
+	 * for API_MAX_PUSH would be a megabyte apiece */
+	outs = mem_calloc(n ? n : 1, sizeof *outs);
+	items = mem_calloc(n ? n : 1, sizeof *items);
+	if (!outs || !items) {
+		fail(resp, 500, "out of memory");
+		goto cleanup;
+	}
 	for (i = 0; i < n; i++)
 		ingest_item_init(&items[i], sets[i], lens[i]);
 	/* a few sets: the other cores serve other requests meanwhile */

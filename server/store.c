@@ -204,6 +204,14 @@ static void ckpt_stop(struct store *s)
 	s->ckpt = NULL;
 }
 
+/* Settings of the server's own connections beside the replica's: a push's
+ * savepoint keeps the pages it changes in memory rather than in a
+ * temporary file made and deleted for every push. */
+static int configure(struct store *s, struct err *e)
+{
+	return replica_exec(s->r->db, "PRAGMA temp_store=MEMORY", e);
+}
+
 static struct store *store_new(const char *dir, struct err *e)
 {
 	struct store *s = mem_calloc(1, sizeof *s);
@@ -286,7 +294,7 @@ int store_init(const char *dir, const char *district, const char *passphrase,
 		err_set(e, ERR_INVALID, "out of memory");
 		goto cleanup;
 	}
-	if (replica_open(dbpath, REPLICA_CREATE, &s->r, e) ||
+	if (replica_open(dbpath, REPLICA_CREATE, &s->r, e) || configure(s, e) ||
 	    replica_exec(s->r->db, store_schema, e) ||
 	    replica_setting_set_text(s->r, "district", district, e))
 		goto cleanup;
@@ -332,7 +340,7 @@ int store_open(const char *dir, struct store **out, struct err *e)
 			"with 'branchsyncd init'", dir);
 		goto cleanup;
 	}
-	if (load_identity(s, e))
+	if (configure(s, e) || load_identity(s, e))
 		goto cleanup;
 	*out = s;
 	s = NULL;
@@ -360,7 +368,7 @@ int store_reader_open(struct store *base, struct store **out, struct err *e)
 	s->key = base->key;
 	s->shared = base->shared;
 	memcpy(s->pk, base->pk, SIGN_PUBLIC_BYTES);
-	if (replica_open(dbpath, REPLICA_OPEN, &s->r, e))
+	if (replica_open(dbpath, REPLICA_OPEN, &s->r, e) || configure(s, e))
 		goto cleanup;
 	*out = s;
 	s = NULL;
