@@ -48,6 +48,7 @@
  * waiting for a reader is better than one more thread taking turns on the
  * cores (the writer among them). */
 #define API_READERS_PER_CORE 16
+#define API_READERS_AT_START 8
 
 struct api_core;
 struct api_reader;
@@ -82,10 +83,16 @@ static const char *const api_reader_sql[READ_STMT_COUNT] = {
 	[READ_VISIBLE_ALL] = "SELECT idx, entry FROM srv_log WHERE idx >= ?1"
 			     " AND idx < ?2 AND (kind != 1 OR verdict != 0"
 			     " OR author IS NOT ?4) ORDER BY idx",
-	[READ_VISIBLE_BRANCH] = "SELECT idx, entry FROM srv_log WHERE idx >= ?1"
-				" AND idx < ?2 AND (kind != 1 OR (verdict = 0"
-				" AND scope IN (?3, 'district') AND author IS NOT"
-				" ?4) OR (verdict != 0 AND author = ?4))"
+	/* kind != 1 OR (verdict = 0 AND scope IN (?3, 'district') AND
+	 * author IS NOT ?4) OR (verdict != 0 AND author = ?4), written as
+	 * two parts that the two partial indexes of store.c answer */
+	[READ_VISIBLE_BRANCH] = "SELECT idx, entry FROM srv_log WHERE idx IN"
+				" (SELECT idx FROM srv_log WHERE kind = 1 AND"
+				" verdict = 0 AND scope IN (?3, 'district') AND"
+				" idx >= ?1 AND idx < ?2 AND author IS NOT ?4"
+				" UNION ALL SELECT idx FROM srv_log WHERE"
+				" (kind != 1 OR verdict != 0) AND idx >= ?1 AND"
+				" idx < ?2 AND (kind != 1 OR author = ?4))"
 				" ORDER BY idx",
 };
 
@@ -138,6 +145,7 @@ struct caller {
 };
 
 static void *writer_main(void *arg);
+static int readers_open(struct api_core *c, unsigned n, struct err *e);
 
 int api_new(struct store *s, struct api **out, struct err *e)
 {
@@ -161,8 +169,12 @@ int api_new(struct store *s, struct api **out, struct err *e)
 	pthread_mutex_init(&c->readers_lock, NULL);
 	pthread_cond_init(&c->reader_free, NULL);
 	pthread_cond_init(&c->work, NULL);
-	if (srvlog_open(s, &a->log, e) ||
+	if (store_upgrade(s, e) || srvlog_open(s, &a->log, e) ||
 	    ingest_new(s, a->log, &c->ingest, e)) {
+		api_free(a);
+		return -1;
+	}
+	if (readers_open(c, API_READERS_AT_START, e)) {
 		api_free(a);
 		return -1;
 	}
@@ -277,6 +289,30 @@ static void reader_give(struct api_core *c, struct api_reader *r)
 	pthread_mutex_unlock(&c->readers_lock);
 }
 
+/* Opens n readers ahead of the first requests (each reads the schema
+ * once: better at start than in a burst of requests). */
+static int readers_open(struct api_core *c, unsigned n, struct err *e)
+{
+	struct api_reader *r[API_READERS_AT_START];
+	unsigned i, got = 0;
+	int rc = 0;
+
+	if (n > c->max_readers)
+		n = c->max_readers;
+	if (n > API_READERS_AT_START)
+		n = API_READERS_AT_START;
+	for (i = 0; i < n && rc == 0; i++) {
+		r[got] = reader_take(c, e);
+		if (r[got])
+			got++;
+		else
+			rc = -1;
+	}
+	for (i = 0; i < got; i++)
+		reader_give(c, r[i]);
+	return rc;
+}
+
 /* The reader's statement `which`, reset; NULL with e set on error. */
 static sqlite3_stmt *reader_stmt(struct api_reader *r,
 				 enum api_reader_stmt which, struct err *e)
@@ -315,9 +351,9 @@ static int reader_exec(struct api_reader *r, enum api_reader_stmt which,
 
 /* Takes a reader for the request: one snapshot for everything it reads,
  * so the log and the tables agree even while the writer commits (WAL
- * readers). The log is reloaded in it: the writer, or admin commands from
- * another process, appended. */
-static int read_begin(struct api *a, struct err *e)
+ * readers). With `log`, the log is reloaded in it (the writer, or admin
+ * commands from another process, appended); without, a->log stays NULL. */
+static int read_begin(struct api *a, int log, struct err *e)
 {
 	struct api_reader *r = reader_take(a->core, e);
 
@@ -329,10 +365,10 @@ static int read_begin(struct api *a, struct err *e)
 	}
 	a->reader = r;
 	a->s = r->s;
+	if (!log)
+		return 0;
 	a->log = r->log;
-	if (srvlog_reload(a->log, e))
-		return -1;
-	return 0;
+	return srvlog_reload(a->log, e);
 }
 
 /* Gives the reader back: from here a->s is the root's store (its
@@ -1433,8 +1469,15 @@ void api_handle(void *ctx, const struct http_request *req,
 	int get = strcmp(req->method, "GET") == 0 ||
 		  strcmp(req->method, "HEAD") == 0;
 
+	/* a challenge reads nothing; a push or an enrollment reads the
+	 * device registry only (the log they append to is the writer's) */
+	int reads = strcmp(req->path, "/v1/challenge") != 0 &&
+		    strcmp(req->path, "/healthz") != 0;
+	int log = strcmp(req->path, "/v1/push") != 0 &&
+		  strcmp(req->path, "/v1/enroll") != 0;
+
 	err_init(&e);
-	if (read_begin(a, &e))
+	if (reads && read_begin(a, log, &e))
 		fail(resp, 500, "%s", e.msg);
 	else if (is_signed_path(req->path))
 		route_signed(a, req, resp);

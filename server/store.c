@@ -13,6 +13,15 @@
 #include "fsutil.h"
 #include "mem.h"
 
+/* What a branch device's pull reads (api.c): accepted change sets by scope,
+ * and the few other entries (enrollments, revocations, refusals), so that
+ * a pull does not read every entry logged since the last one. */
+#define STORE_PULL_INDEXES \
+	"CREATE INDEX IF NOT EXISTS srv_log_accepted ON srv_log(scope, idx)" \
+	" WHERE kind = 1 AND verdict = 0;" \
+	"CREATE INDEX IF NOT EXISTS srv_log_other ON srv_log(idx)" \
+	" WHERE kind != 1 OR verdict != 0;"
+
 /* Server tables beside the replica's own; created once, by store_init. */
 static const char store_schema[] =
 	"CREATE TABLE srv_log(idx INTEGER PRIMARY KEY NOT NULL,"
@@ -21,6 +30,7 @@ static const char store_schema[] =
 	" scope TEXT, time_ms INTEGER NOT NULL) STRICT;"
 	"CREATE INDEX srv_log_cs ON srv_log(cs_id);"
 	"CREATE INDEX srv_log_author ON srv_log(author, seq);"
+	STORE_PULL_INDEXES
 	/* complete subtrees of 2^level leaves, level >= 1 */
 	"CREATE TABLE srv_nodes(level INTEGER NOT NULL, idx INTEGER NOT NULL,"
 	" hash BLOB NOT NULL, PRIMARY KEY(level, idx)) STRICT, WITHOUT ROWID;"
@@ -349,6 +359,18 @@ cleanup:
 	mem_free(dbpath);
 	store_close(s);
 	return rc;
+}
+
+int store_upgrade(struct store *s, struct err *e)
+{
+	if (replica_begin(s->r, e))
+		return -1;
+	if (replica_exec(s->r->db, STORE_PULL_INDEXES, e) ||
+	    replica_commit(s->r, e)) {
+		replica_rollback(s->r);
+		return -1;
+	}
+	return 0;
 }
 
 int store_reader_open(struct store *base, struct store **out, struct err *e)

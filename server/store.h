@@ -70,6 +70,10 @@ int store_init(const char *dir, const char *district, const char *passphrase,
 	       struct store **out /* OUT */, struct err *e);
 /* Opens an existing data directory (key still locked). */
 int store_open(const char *dir, struct store **out /* OUT */, struct err *e);
+/* Adds what later versions added to the server's tables (indexes) to a
+ * data directory made by an earlier one; a no-op on a current one. Takes
+ * the write lock briefly. */
+int store_upgrade(struct store *s, struct err *e);
 /* Another connection to base's database, for another thread (see struct
  * store). *out is closed with store_close before base is. */
 int store_reader_open(struct store *base, struct store **out /* OUT */,
