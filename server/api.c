@@ -48,7 +48,6 @@
  * waiting for a reader is better than one more thread taking turns on the
  * cores (the writer among them). */
 #define API_READERS_PER_CORE 16
-#define API_READERS_AT_START 8
 
 struct api_core;
 struct api_reader;
@@ -145,7 +144,7 @@ struct caller {
 };
 
 static void *writer_main(void *arg);
-static int readers_open(struct api_core *c, unsigned n, struct err *e);
+static int readers_open(struct api_core *c, struct err *e);
 
 int api_new(struct store *s, struct api **out, struct err *e)
 {
@@ -174,7 +173,7 @@ int api_new(struct store *s, struct api **out, struct err *e)
 		api_free(a);
 		return -1;
 	}
-	if (readers_open(c, API_READERS_AT_START, e)) {
+	if (readers_open(c, e)) {
 		api_free(a);
 		return -1;
 	}
@@ -289,27 +288,27 @@ static void reader_give(struct api_core *c, struct api_reader *r)
 	pthread_mutex_unlock(&c->readers_lock);
 }
 
-/* Opens n readers ahead of the first requests (each reads the schema
- * once: better at start than in a burst of requests). */
-static int readers_open(struct api_core *c, unsigned n, struct err *e)
+/* Opens every reader ahead of the first requests (each reads the schema
+ * once, better at start than in the first burst of requests). */
+static int readers_open(struct api_core *c, struct err *e)
 {
-	struct api_reader *r[API_READERS_AT_START];
-	unsigned i, got = 0;
+	struct api_reader *taken = NULL, *r;
+	unsigned i;
 	int rc = 0;
 
-	if (n > c->max_readers)
-		n = c->max_readers;
-	if (n > API_READERS_AT_START)
-		n = API_READERS_AT_START;
-	for (i = 0; i < n && rc == 0; i++) {
-		r[got] = reader_take(c, e);
-		if (r[got])
-			got++;
-		else
+	for (i = 0; i < c->max_readers; i++) {
+		r = reader_take(c, e);
+		if (!r) {
 			rc = -1;
+			break;
+		}
+		r->next_idle = taken;
+		taken = r;
 	}
-	for (i = 0; i < got; i++)
-		reader_give(c, r[i]);
+	while ((r = taken)) {
+		taken = r->next_idle;
+		reader_give(c, r);
+	}
 	return rc;
 }
 
@@ -430,7 +429,11 @@ static void send_frames(const struct http_request *req,
 		return;
 	}
 	if (!wants_deflate(req) || b->len < 256) {
-		http_response_set(resp, 200, API_CONTENT_TYPE, b->data, b->len);
+		uint8_t *p;
+		size_t n;
+
+		p = buf_detach(b, &n);
+		http_response_take(resp, 200, API_CONTENT_TYPE, p, n);
 		return;
 	}
 	buf_init(&z, b->len + 1024);

@@ -882,6 +882,16 @@ enum bs_status http_response_set(struct http_response *resp, int status,
 	return BS_OK;
 }
 
+void http_response_take(struct http_response *resp, int status,
+			const char *content_type, uint8_t *body, size_t n)
+{
+	mem_free(resp->body);
+	resp->body = body;
+	resp->body_len = body ? n : 0;
+	resp->status = status;
+	resp->content_type = content_type;
+}
+
 enum bs_status http_response_header(struct http_response *resp,
 				    const char *name, const char *value)
 {

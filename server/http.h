@@ -74,6 +74,11 @@ struct http_response {
 enum bs_status http_response_set(struct http_response *resp, int status,
 				 const char *content_type, const void *p,
 				 size_t n);
+/* Like http_response_set, but takes `body` (mem_alloc'd; the layer frees
+ * it whatever happens, NULL with n 0 for none) instead of copying it:
+ * answers of hundreds of kilobytes are not copied again. */
+void http_response_take(struct http_response *resp, int status,
+			const char *content_type, uint8_t *body, size_t n);
 /* Adds an extra header. Returns BS_OK; BS_EINVALID for an empty name or
  * value, a name with space, tab, ':', CR or LF, or a value with CR or LF;
  * BS_ELIMIT when all HTTP_HEADERS_MAX slots are taken or the value does not

@@ -465,6 +465,7 @@ void store_close(struct store *s)
 	ckpt_stop(s);
 	for (i = 0; i < STORE_STMT_COUNT; i++)
 		sqlite3_finalize(s->stmt[i]);
+	mem_free(s->scratch);
 	replica_close(s->r);
 	if (!s->reader) {
 		keystore_key_free(s->key);
@@ -638,34 +639,48 @@ int store_touch_flush(struct store *s, struct err *e)
 	struct store_shared *sh = s->shared;
 	struct store_touch *t;
 	sqlite3_stmt *st;
-	size_t cap, i;
-	int rc = 0;
+	size_t n = 0, i;
+	int rc = -1;
 
-	/* taken whole, so that request threads never wait for the database */
+	/* copied out, so that request threads never wait for the database;
+	 * into this store's own array, kept from one flush to the next: a
+	 * free of memory that request threads allocated would wait for
+	 * their malloc arena */
 	pthread_mutex_lock(&sh->lock);
-	t = sh->touch;
-	cap = sh->touch_cap;
-	sh->touch = NULL;
-	sh->touch_cap = 0;
+	if (sh->ntouch > s->scratch_cap) {
+		t = mem_realloc(s->scratch, sh->touch_cap * sizeof *t);
+		if (!t) {
+			pthread_mutex_unlock(&sh->lock);
+			err_set(e, ERR_INVALID, "out of memory");
+			return -1;
+		}
+		s->scratch = t;
+		s->scratch_cap = sh->touch_cap;
+	}
+	for (i = 0; i < sh->touch_cap; i++)
+		if (sh->touch[i].used)
+			s->scratch[n++] = sh->touch[i];
+	if (sh->touch)
+		memset(sh->touch, 0, sh->touch_cap * sizeof *sh->touch);
 	sh->ntouch = 0;
 	sh->touch_since = 0;
 	pthread_mutex_unlock(&sh->lock);
-	for (i = 0; i < cap && rc == 0; i++) {
-		if (!t[i].used)
-			continue;
+	for (i = 0; i < n; i++) {
 		st = stmt(s, STORE_DEV_SEEN, "updating a device", e);
-		if (!st) {
-			rc = -1;
-			break;
-		}
-		sqlite3_bind_blob(st, 1, t[i].key, SIGN_PUBLIC_BYTES,
+		if (!st)
+			goto cleanup;
+		sqlite3_bind_blob(st, 1, s->scratch[i].key, SIGN_PUBLIC_BYTES,
 				  SQLITE_STATIC);
-		sqlite3_bind_int64(st, 2, t[i].ms);
-		if (sqlite3_step(st) != SQLITE_DONE)
-			rc = db_error(s, "updating a device", e);
+		sqlite3_bind_int64(st, 2, s->scratch[i].ms);
+		if (sqlite3_step(st) != SQLITE_DONE) {
+			db_error(s, "updating a device", e);
+			sqlite3_reset(st);
+			goto cleanup;
+		}
 		sqlite3_reset(st);
 	}
-	mem_free(t);
+	rc = 0;
+cleanup:
 	return rc;
 }
 

@@ -34,6 +34,7 @@ enum store_stmt {
 
 struct store_shared;
 struct store_ckpt;
+struct store_touch;
 
 /* A store owns its connection. A reader (store_reader_open) is a second
  * connection to the same file for another thread: it borrows the key and
@@ -49,6 +50,8 @@ struct store {
 	struct store_ckpt *ckpt;          /* background checkpoints, or NULL */
 	int reader;
 	sqlite3_stmt *stmt[STORE_STMT_COUNT]; /* prepared on first use */
+	struct store_touch *scratch;	  /* store_touch_flush's */
+	size_t scratch_cap;
 };
 
 /* A registered device as the server knows it. */
