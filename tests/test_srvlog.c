@@ -197,10 +197,10 @@ START_TEST(precomputed_leaf)
 {
 	struct err e;
 	struct checkpoint cp;
-	uint8_t payload[8] = "payload", leaf[HASH_BYTES];
+	uint8_t payload[8] = "payload", leaf[HASH_BYTES], author[32] = {1};
 	struct logentry le = {LOGENTRY_ENROLLMENT, LOGENTRY_ACCEPTED, NULL, 0,
 			      payload, sizeof payload};
-	struct srvlog_meta m = {payload, 0, NULL, NULL, 1, leaf};
+	struct srvlog_meta m = {author, 0, NULL, NULL, 1, leaf};
 	uint64_t idx;
 
 	append(3);
