@@ -74,14 +74,6 @@ struct store_shared {
 	int64_t touch_since;
 };
 
-struct store_ckpt {
-	struct replica *r; /* the thread's own connection */
-	pthread_t tid;
-	pthread_mutex_t lock;
-	pthread_cond_t cond;
-	int want, stop;
-};
-
 static const char *const store_sql[STORE_STMT_COUNT] = {
 	[STORE_DEV_GET] = "SELECT role, scope, name, enroll_idx, revoke_idx,"
 			  " last_seq, head, last_seen_ms FROM srv_devices"
@@ -114,104 +106,6 @@ static char *path_join(const char *dir, const char *name)
 	if (p)
 		snprintf(p, n, "%s/%s", dir, name);
 	return p;
-}
-
-/* ---- checkpoints in the background ---- */
-
-static void *ckpt_thread(void *arg)
-{
-	struct store_ckpt *c = arg;
-
-	pthread_mutex_lock(&c->lock);
-	for (;;) {
-		while (!c->want && !c->stop)
-			pthread_cond_wait(&c->cond, &c->lock);
-		if (c->stop)
-			break;
-		c->want = 0;
-		pthread_mutex_unlock(&c->lock);
-		/* PASSIVE: never waits for the writer nor for readers; what
-		 * it cannot copy now is copied next time */
-		sqlite3_wal_checkpoint_v2(c->r->db, NULL,
-					  SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
-		pthread_mutex_lock(&c->lock);
-	}
-	pthread_mutex_unlock(&c->lock);
-	return NULL;
-}
-
-/* SQLite calls this after each commit of the store's connection. */
-static int ckpt_hook(void *arg, sqlite3 *db, const char *name, int pages)
-{
-	struct store_ckpt *c = arg;
-
-	(void)name;
-	if (pages >= (int)STORE_WAL_INLINE_PAGES)
-		sqlite3_wal_checkpoint_v2(db, NULL, SQLITE_CHECKPOINT_PASSIVE,
-					  NULL, NULL);
-	else if (pages >= (int)STORE_WAL_CHECKPOINT_PAGES) {
-		pthread_mutex_lock(&c->lock);
-		c->want = 1;
-		pthread_cond_signal(&c->cond);
-		pthread_mutex_unlock(&c->lock);
-	}
-	return SQLITE_OK;
-}
-
-int store_checkpoints_start(struct store *s, struct err *e)
-{
-	struct store_ckpt *c;
-	char *dbpath;
-
-	if (s->ckpt || s->reader)
-		return 0;
-	c = mem_calloc(1, sizeof *c);
-	dbpath = path_join(s->dir, STORE_DB_NAME);
-	if (!c || !dbpath) {
-		mem_free(c);
-		mem_free(dbpath);
-		err_set(e, ERR_INVALID, "out of memory");
-		return -1;
-	}
-	if (replica_open(dbpath, REPLICA_OPEN, &c->r, e)) {
-		mem_free(c);
-		mem_free(dbpath);
-		return -1;
-	}
-	mem_free(dbpath);
-	pthread_mutex_init(&c->lock, NULL);
-	pthread_cond_init(&c->cond, NULL);
-	if (pthread_create(&c->tid, NULL, ckpt_thread, c) != 0) {
-		pthread_mutex_destroy(&c->lock);
-		pthread_cond_destroy(&c->cond);
-		replica_close(c->r);
-		mem_free(c);
-		err_set(e, ERR_INVALID, "cannot start the checkpoint thread");
-		return -1;
-	}
-	s->ckpt = c;
-	sqlite3_wal_hook(s->r->db, ckpt_hook, c);
-	return 0;
-}
-
-static void ckpt_stop(struct store *s)
-{
-	struct store_ckpt *c = s->ckpt;
-
-	if (!c)
-		return;
-	/* back to SQLite's own checkpoints before c goes */
-	sqlite3_wal_autocheckpoint(s->r->db, STORE_WAL_CHECKPOINT_PAGES);
-	pthread_mutex_lock(&c->lock);
-	c->stop = 1;
-	pthread_cond_signal(&c->cond);
-	pthread_mutex_unlock(&c->lock);
-	pthread_join(c->tid, NULL);
-	pthread_mutex_destroy(&c->lock);
-	pthread_cond_destroy(&c->cond);
-	replica_close(c->r);
-	mem_free(c);
-	s->ckpt = NULL;
 }
 
 /* Settings of the server's own connections beside the replica's: a push's
@@ -462,7 +356,6 @@ void store_close(struct store *s)
 
 	if (!s)
 		return;
-	ckpt_stop(s);
 	for (i = 0; i < STORE_STMT_COUNT; i++)
 		sqlite3_finalize(s->stmt[i]);
 	mem_free(s->scratch);

@@ -33,7 +33,6 @@ enum store_stmt {
 };
 
 struct store_shared;
-struct store_ckpt;
 struct store_touch;
 
 /* A store owns its connection. A reader (store_reader_open) is a second
@@ -47,7 +46,6 @@ struct store {
 	struct keystore_key *key;         /* NULL until store_unlock */
 	uint8_t pk[SIGN_PUBLIC_BYTES];
 	struct store_shared *shared;      /* thread-safe; owned unless reader */
-	struct store_ckpt *ckpt;          /* background checkpoints, or NULL */
 	int reader;
 	sqlite3_stmt *stmt[STORE_STMT_COUNT]; /* prepared on first use */
 	struct store_touch *scratch;	  /* store_touch_flush's */
@@ -81,16 +79,6 @@ int store_upgrade(struct store *s, struct err *e);
  * store). *out is closed with store_close before base is. */
 int store_reader_open(struct store *base, struct store **out /* OUT */,
 		      struct err *e);
-/* From now on the write-ahead log is copied into the database by a thread
- * of its own (with its own connection) when it passes
- * STORE_WAL_CHECKPOINT_PAGES, instead of by whichever commit passes it:
- * commits wait for their own pages only. Past STORE_WAL_INLINE_PAGES (the
- * thread cannot keep up) the committing thread helps. store_close stops
- * it. */
-#define STORE_WAL_CHECKPOINT_PAGES 1000
-#define STORE_WAL_INLINE_PAGES 16000
-int store_checkpoints_start(struct store *s, struct err *e);
-
 /* Process-wide SQLite settings of the server; call before any other use of
  * SQLite in the process (later it has no effect). */
 void store_global_init(void);

@@ -256,26 +256,6 @@ START_TEST(reader_snapshot)
 }
 END_TEST
 
-/* Checkpoints in the background: commits go on, the WAL is copied into
- * the database, and closing stops the thread. */
-START_TEST(background_checkpoints)
-{
-	struct err e;
-	int i;
-
-	err_init(&e);
-	ck_assert_int_eq(store_checkpoints_start(w, &e), 0);
-	ck_assert_int_eq(store_checkpoints_start(w, &e), 0); /* once */
-	ck_assert_int_eq(store_checkpoints_start(r, &e), 0); /* no-op */
-	for (i = 0; i < 1500; i++) {
-		ck_assert_int_eq(replica_begin(w->r, &e), 0);
-		put_device((uint8_t)(i % 250 + 1), i);
-		ck_assert_int_eq(replica_commit(w->r, &e), 0);
-	}
-	ck_assert_int_eq(seen_by_reader(50), 1299);
-}
-END_TEST
-
 static Suite *store_suite(void)
 {
 	Suite *s = suite_create("store");
@@ -288,7 +268,6 @@ static Suite *store_suite(void)
 	tcase_add_test(tc, challenges_from_threads);
 	tcase_add_test(tc, devices_and_contacts);
 	tcase_add_test(tc, reader_snapshot);
-	tcase_add_test(tc, background_checkpoints);
 	suite_add_tcase(s, tc);
 	return s;
 }
