@@ -1,14 +1,20 @@
-/* api.c - branchsyncd's endpoints (see api.h and docs/API.md). */
+/* api.c - branchsyncd's endpoints (see api.h and docs/API.md). Requests
+ * read through a pool of reader connections, each request in one read
+ * transaction; pushes are written by one writer thread, by group commit,
+ * on the one write connection. */
 #include "api.h"
 
 #include <inttypes.h>
 #include <pthread.h>
+#include <semaphore.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
+#include <unistd.h>
 
 #include <sodium.h>
 
@@ -36,12 +42,100 @@
  * takes at most TRANSPORT_MAX_BODY of it compressed. */
 #define API_ROWS_MAX (64u << 20)
 
+/* Largest group: sets of the pushes one commit takes at most. */
+#define API_GROUP_MAX_SETS 2000
+/* Contact times noted by reads wait at most this long for a write. */
+#define API_TOUCH_FLUSH_MS 1000
+/* Reader connections per online core: reads are CPU work, and a request
+ * waiting for a reader is better than one more thread taking turns on the
+ * cores (the writer among them). */
+#define API_READERS_PER_CORE 16
+
+struct api_core;
+struct api_reader;
+
+/* What a request works with. The api given to api_new's caller is the
+ * root: its store is the write connection, which only the writer uses.
+ * Each request has its own, whose s and log are a reader connection's
+ * while it reads (read_begin to read_end) and the root's otherwise, when
+ * only the store's thread-safe parts (challenges, contacts, key) may be
+ * used. */
 struct api {
 	struct store *s;
 	struct srvlog *log;
-	struct ingest *ingest;
+	struct api_core *core;
+	struct api_reader *reader; /* while reading */
+};
+
+enum api_reader_stmt {
+	READ_BEGIN,
+	READ_END,
+	READ_VISIBLE_LOG,    /* GET /v1/log: every entry */
+	READ_VISIBLE_ALL,    /* pull by a district or auditor device */
+	READ_VISIBLE_BRANCH, /* pull by a branch device */
+	READ_STMT_COUNT
+};
+
+static const char *const api_reader_sql[READ_STMT_COUNT] = {
+	[READ_BEGIN] = "BEGIN",
+	[READ_END] = "COMMIT",
+	[READ_VISIBLE_LOG] = "SELECT idx, entry FROM srv_log WHERE idx >= ?1"
+			     " AND idx < ?2 AND ?4 IS NOT NULL ORDER BY idx",
+	[READ_VISIBLE_ALL] = "SELECT idx, entry FROM srv_log WHERE idx >= ?1"
+			     " AND idx < ?2 AND (kind != 1 OR verdict != 0"
+			     " OR author IS NOT ?4) ORDER BY idx",
+	/* kind != 1 OR (verdict = 0 AND scope IN (?3, 'district') AND
+	 * author IS NOT ?4) OR (verdict != 0 AND author = ?4), written as
+	 * two parts that the two partial indexes of store.c answer */
+	[READ_VISIBLE_BRANCH] = "SELECT idx, entry FROM srv_log WHERE idx IN"
+				" (SELECT idx FROM srv_log WHERE kind = 1 AND"
+				" verdict = 0 AND scope IN (?3, 'district') AND"
+				" idx >= ?1 AND idx < ?2 AND author IS NOT ?4"
+				" UNION ALL SELECT idx FROM srv_log WHERE"
+				" (kind != 1 OR verdict != 0) AND idx >= ?1 AND"
+				" idx < ?2 AND (kind != 1 OR author = ?4))"
+				" ORDER BY idx",
+};
+
+/* A reader connection with its log (whose proofs cache committed nodes)
+ * and statements. */
+struct api_reader {
+	struct store *s;
+	struct srvlog *log;
+	sqlite3_stmt *stmt[READ_STMT_COUNT];
+	struct api_reader *next_idle, *next;
+};
+
+/* A push waiting for its group's commit. */
+struct api_job {
+	struct ingest_item *items;
+	size_t n;
+	struct ingest_outcome *outs; /* OUT */
+	struct checkpoint cp;	     /* OUT: signed after the group */
+	int failed;
+	struct err why;		     /* when failed */
+	sem_t done;		     /* posted by the writer */
+	struct api_job *next;
+};
+
+/* Shared by every request. */
+struct api_core {
+	struct api *root;
+	struct ingest *ingest;	  /* over root's store and log */
 	struct http_server *http;
+	/* the write connection: one transaction at a time */
+	pthread_mutex_t write_lock;
+	/* the queue of pushes */
 	pthread_mutex_t lock;
+	pthread_cond_t work;	  /* to the writer: a push is queued */
+	/* the readers */
+	pthread_mutex_t readers_lock;
+	pthread_cond_t reader_free;
+	struct api_job *head, *tail;
+	pthread_t writer;
+	int writing, stop;	  /* the writer runs; it is to stop */
+	struct api_reader *idle, *readers; /* readers: all, for api_free */
+	unsigned nreaders, max_readers;
 	atomic_uint_fast64_t accepted, duplicate, refused;
 };
 
@@ -51,38 +145,250 @@ struct caller {
 	struct store_device dev;
 };
 
+static void *writer_main(void *arg);
+static int readers_open(struct api_core *c, struct err *e);
+
 int api_new(struct store *s, struct api **out, struct err *e)
 {
 	struct api *a = mem_calloc(1, sizeof *a);
+	struct api_core *c = mem_calloc(1, sizeof *c);
+	long cores = sysconf(_SC_NPROCESSORS_ONLN);
 
 	*out = NULL;
-	if (!a) {
+	if (!a || !c) {
+		mem_free(a);
+		mem_free(c);
 		err_set(e, ERR_INVALID, "out of memory");
 		return -1;
 	}
 	a->s = s;
-	if (srvlog_open(s, &a->log, e) ||
-	    ingest_new(s, a->log, &a->ingest, e)) {
+	a->core = c;
+	c->root = a;
+	c->max_readers = API_READERS_PER_CORE * (cores > 0 ? (unsigned)cores : 1);
+	pthread_mutex_init(&c->write_lock, NULL);
+	pthread_mutex_init(&c->lock, NULL);
+	pthread_mutex_init(&c->readers_lock, NULL);
+	pthread_cond_init(&c->reader_free, NULL);
+	pthread_cond_init(&c->work, NULL);
+	if (store_upgrade(s, e) || srvlog_open(s, &a->log, e) ||
+	    ingest_new(s, a->log, &c->ingest, e)) {
 		api_free(a);
 		return -1;
 	}
-	pthread_mutex_init(&a->lock, NULL);
+	if (readers_open(c, e)) {
+		api_free(a);
+		return -1;
+	}
+	if (pthread_create(&c->writer, NULL, writer_main, c) != 0) {
+		err_set(e, ERR_INVALID, "cannot start the writer thread");
+		api_free(a);
+		return -1;
+	}
+	c->writing = 1;
 	*out = a;
 	return 0;
 }
 
+static void reader_free(struct api_reader *r)
+{
+	size_t i;
+
+	for (i = 0; i < READ_STMT_COUNT; i++)
+		sqlite3_finalize(r->stmt[i]);
+	srvlog_free(r->log);
+	store_close(r->s);
+	mem_free(r);
+}
+
+static int touch_flush(struct api_core *c, struct err *e);
+
 void api_free(struct api *a)
 {
+	struct api_core *c;
+	struct api_reader *r;
+	struct err e;
+
 	if (!a)
 		return;
-	ingest_free(a->ingest);
+	c = a->core;
+	if (c->writing) {
+		pthread_mutex_lock(&c->lock);
+		c->stop = 1;
+		pthread_cond_signal(&c->work);
+		pthread_mutex_unlock(&c->lock);
+		pthread_join(c->writer, NULL);
+	}
+	err_init(&e);
+	/* the last contact times; the http server is stopped already */
+	if (c->ingest && touch_flush(c, &e))
+		fprintf(stderr, "branchsyncd: %s\n", e.msg);
+	while ((r = c->readers)) {
+		c->readers = r->next;
+		reader_free(r);
+	}
+	ingest_free(c->ingest);
 	srvlog_free(a->log);
-	if (a->log || a->ingest)
-		pthread_mutex_destroy(&a->lock);
+	pthread_mutex_destroy(&c->write_lock);
+	pthread_mutex_destroy(&c->lock);
+	pthread_mutex_destroy(&c->readers_lock);
+	pthread_cond_destroy(&c->reader_free);
+	pthread_cond_destroy(&c->work);
+	mem_free(c);
 	mem_free(a);
 }
 
-void api_set_http(struct api *a, struct http_server *h) { a->http = h; }
+void api_set_http(struct api *a, struct http_server *h)
+{
+	a->core->http = h;
+}
+
+/* ---- readers and read transactions ---- */
+
+/* An idle reader, a new one while under max_readers, or else the first
+ * one given back. NULL with e set if a new one cannot be opened. */
+static struct api_reader *reader_take(struct api_core *c, struct err *e)
+{
+	struct api_reader *r;
+
+	pthread_mutex_lock(&c->readers_lock);
+	while (!c->idle && c->nreaders >= c->max_readers)
+		pthread_cond_wait(&c->reader_free, &c->readers_lock);
+	r = c->idle;
+	if (r)
+		c->idle = r->next_idle;
+	else
+		c->nreaders++; /* a place for the one opened below */
+	pthread_mutex_unlock(&c->readers_lock);
+	if (r)
+		return r;
+	r = mem_calloc(1, sizeof *r);
+	if (!r) {
+		err_set(e, ERR_INVALID, "out of memory");
+	} else if (store_reader_open(c->root->s, &r->s, e) ||
+		   srvlog_open(r->s, &r->log, e)) {
+		reader_free(r);
+		r = NULL;
+	}
+	pthread_mutex_lock(&c->readers_lock);
+	if (r) {
+		r->next = c->readers;
+		c->readers = r;
+	} else {
+		c->nreaders--;
+		pthread_cond_signal(&c->reader_free);
+	}
+	pthread_mutex_unlock(&c->readers_lock);
+	return r;
+}
+
+static void reader_give(struct api_core *c, struct api_reader *r)
+{
+	pthread_mutex_lock(&c->readers_lock);
+	r->next_idle = c->idle;
+	c->idle = r;
+	pthread_cond_signal(&c->reader_free);
+	pthread_mutex_unlock(&c->readers_lock);
+}
+
+/* Opens every reader ahead of the first requests (each reads the schema
+ * once, better at start than in the first burst of requests). */
+static int readers_open(struct api_core *c, struct err *e)
+{
+	struct api_reader *taken = NULL, *r;
+	unsigned i;
+	int rc = 0;
+
+	for (i = 0; i < c->max_readers; i++) {
+		r = reader_take(c, e);
+		if (!r) {
+			rc = -1;
+			break;
+		}
+		r->next_idle = taken;
+		taken = r;
+	}
+	while ((r = taken)) {
+		taken = r->next_idle;
+		reader_give(c, r);
+	}
+	return rc;
+}
+
+/* The reader's statement `which`, reset; NULL with e set on error. */
+static sqlite3_stmt *reader_stmt(struct api_reader *r,
+				 enum api_reader_stmt which, struct err *e)
+{
+	sqlite3_stmt **st = &r->stmt[which];
+
+	if (*st) {
+		sqlite3_reset(*st);
+		sqlite3_clear_bindings(*st);
+		return *st;
+	}
+	if (sqlite3_prepare_v3(r->s->r->db, api_reader_sql[which], -1,
+			       SQLITE_PREPARE_PERSISTENT, st, NULL) == SQLITE_OK)
+		return *st;
+	err_set(e, ERR_INVALID, "database error: %s",
+		sqlite3_errmsg(r->s->r->db));
+	return NULL;
+}
+
+static int reader_exec(struct api_reader *r, enum api_reader_stmt which,
+		       struct err *e)
+{
+	sqlite3_stmt *st = reader_stmt(r, which, e);
+	int rc;
+
+	if (!st)
+		return -1;
+	rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	if (rc == SQLITE_DONE)
+		return 0;
+	err_set(e, ERR_INVALID, "database error: %s",
+		sqlite3_errmsg(r->s->r->db));
+	return -1;
+}
+
+/* Takes a reader for the request: one snapshot for everything it reads,
+ * so the log and the tables agree even while the writer commits (WAL
+ * readers). With `log`, the log is reloaded in it (the writer, or admin
+ * commands from another process, appended); without, a->log stays NULL. */
+static int read_begin(struct api *a, int log, struct err *e)
+{
+	struct api_reader *r = reader_take(a->core, e);
+
+	if (!r)
+		return -1;
+	if (reader_exec(r, READ_BEGIN, e)) {
+		reader_give(a->core, r);
+		return -1;
+	}
+	a->reader = r;
+	a->s = r->s;
+	if (!log)
+		return 0;
+	a->log = r->log;
+	return srvlog_reload(a->log, e);
+}
+
+/* Gives the reader back: from here a->s is the root's store (its
+ * thread-safe parts only) and a->log is gone. */
+static void read_end(struct api *a)
+{
+	struct api_reader *r = a->reader;
+	struct err e;
+
+	if (!r)
+		return;
+	err_init(&e);
+	if (reader_exec(r, READ_END, &e))
+		replica_rollback(r->s->r);
+	reader_give(a->core, r);
+	a->reader = NULL;
+	a->s = a->core->root->s;
+	a->log = NULL;
+}
 
 /* ---- answers ---- */
 
@@ -142,6 +448,16 @@ static const char *answer_coding(const struct http_request *req)
 	return NULL;
 }
 
+/* Hands buffer b over to the answer, without a copy. */
+static void answer_take(struct http_response *resp, struct buf *b)
+{
+	uint8_t *p;
+	size_t n;
+
+	p = buf_detach(b, &n);
+	http_response_take(resp, 200, API_CONTENT_TYPE, p, n);
+}
+
 /* Ends the frame stream in b and sends it, compressed when asked and
  * when that makes it smaller. */
 static void send_frames(const struct http_request *req,
@@ -157,18 +473,18 @@ static void send_frames(const struct http_request *req,
 		return;
 	}
 	if (!coding || b->len < 64) {
-		http_response_set(resp, 200, API_CONTENT_TYPE, b->data, b->len);
+		answer_take(resp, b);
 		return;
 	}
 	buf_init(&z, b->len);
 	st = strcmp(coding, "zstd") == 0 ? zbuf_zstd(b->data, b->len, &z)
 					 : zbuf_deflate(b->data, b->len, &z);
 	if (st == BS_OK) {
-		http_response_set(resp, 200, API_CONTENT_TYPE, z.data, z.len);
+		answer_take(resp, &z);
 		http_response_header(resp, "Content-Encoding", coding);
 	} else {
 		/* BS_ELIMIT: it would not shrink */
-		http_response_set(resp, 200, API_CONTENT_TYPE, b->data, b->len);
+		answer_take(resp, b);
 	}
 	buf_release(&z);
 }
@@ -404,40 +720,193 @@ static int post_body(const struct http_request *req,
 	}
 }
 
-/* ---- transactions ---- */
+/* ---- the write connection ---- */
 
-static int begin(struct api *a, struct http_response *resp)
+/* Takes the writer and begins a transaction on it, the log reloaded (an
+ * admin command may have appended from another process). The writer's
+ * store and log are c->root's. */
+static int write_begin(struct api_core *c, struct err *e)
 {
-	struct err e;
+	struct api *w = c->root;
 
-	err_init(&e);
-	/* reloaded under the write lock: nobody else can append now */
-	if (replica_begin(a->s->r, &e) == 0 && srvlog_reload(a->log, &e) == 0)
+	pthread_mutex_lock(&c->write_lock);
+	if (replica_begin(w->s->r, e) == 0 && srvlog_reload(w->log, e) == 0)
 		return 0;
-	replica_rollback(a->s->r);
-	fail(resp, 500, "%s", e.msg);
+	replica_rollback(w->s->r);
+	pthread_mutex_unlock(&c->write_lock);
 	return -1;
 }
 
-static void rollback(struct api *a)
+/* Rolls back and lets the writer go. */
+static void write_abort(struct api_core *c)
 {
+	struct api *w = c->root;
 	struct err e;
 
 	err_init(&e);
-	replica_rollback(a->s->r);
-	srvlog_reload(a->log, &e);
+	replica_rollback(w->s->r);
+	ingest_rolled_back(c->ingest);
+	srvlog_reload(w->log, &e);
+	pthread_mutex_unlock(&c->write_lock);
 }
 
-static int commit(struct api *a, struct http_response *resp)
+/* Commits (durably: synchronous=FULL) and lets the writer go; on failure
+ * rolls back. */
+static int write_commit(struct api_core *c, struct err *e)
 {
+	if (replica_commit(c->root->s->r, e) == 0) {
+		pthread_mutex_unlock(&c->write_lock);
+		return 0;
+	}
+	write_abort(c);
+	return -1;
+}
+
+/* Writes the contact times noted so far in a transaction of their own. */
+static int touch_flush(struct api_core *c, struct err *e)
+{
+	if (!store_touch_pending_since(c->root->s))
+		return 0;
+	if (write_begin(c, e))
+		return -1;
+	if (store_touch_flush(c->root->s, e)) {
+		write_abort(c);
+		return -1;
+	}
+	return write_commit(c, e);
+}
+
+/* Contact times noted by reads alone would wait for the next push; a
+ * second is long enough. */
+static int touch_flush_due(struct api_core *c, struct err *e)
+{
+	int64_t since = store_touch_pending_since(c->root->s);
+
+	if (!since || (int64_t)clock_wall_ms() - since < API_TOUCH_FLUSH_MS)
+		return 0;
+	return touch_flush(c, e);
+}
+
+/* Commits one group of pushes: each in its own savepoint (one that fails
+ * internally is answered 500, the others go on), the contact times noted,
+ * one checkpoint over them all, then one commit, the only fsync the group
+ * waits for. Nobody is answered before it returns. */
+static void group_run(struct api_core *c, struct api_job *group)
+{
+	struct api *w = c->root;
+	struct api_job *j;
+	struct checkpoint cp;
 	struct err e;
+	int64_t now;
 
 	err_init(&e);
-	if (replica_commit(a->s->r, &e) == 0)
-		return 0;
-	rollback(a);
-	fail(resp, 500, "%s", e.msg);
-	return -1;
+	if (write_begin(c, &e))
+		goto fail_all;
+	now = (int64_t)clock_wall_ms();
+	for (j = group; j; j = j->next) {
+		err_init(&e);
+		if (ingest_batch(c->ingest, j->items, j->n, now, j->outs,
+				 &e) == 0)
+			continue;
+		j->failed = 1;
+		j->why = e;
+		/* a failure that ended the transaction fails the group */
+		if (sqlite3_get_autocommit(w->s->r->db)) {
+			write_abort(c);
+			goto fail_all;
+		}
+	}
+	err_init(&e);
+	if (store_touch_flush(w->s, &e) ||
+	    srvlog_checkpoint(w->log, (int64_t)clock_wall_ms(), &cp, &e)) {
+		write_abort(c);
+		goto fail_all;
+	}
+	if (write_commit(c, &e))
+		goto fail_all;
+	for (j = group; j; j = j->next)
+		j->cp = cp;
+	return;
+fail_all:
+	for (j = group; j; j = j->next)
+		if (!j->failed) {
+			j->failed = 1;
+			j->why = e;
+		}
+}
+
+/* Queues a push for the next group commit and returns once it is
+ * committed (or failed). */
+static void group_commit(struct api_core *c, struct api_job *j)
+{
+	/* a semaphore of its own: hundreds of pushes answered at once do
+	 * not queue for one mutex, nor hold up the writer's next turn */
+	sem_init(&j->done, 0, 0);
+	j->next = NULL;
+	pthread_mutex_lock(&c->lock);
+	if (c->tail)
+		c->tail->next = j;
+	else
+		c->head = j;
+	c->tail = j;
+	pthread_cond_signal(&c->work);
+	pthread_mutex_unlock(&c->lock);
+	while (sem_wait(&j->done) != 0)
+		; /* EINTR */
+	sem_destroy(&j->done);
+}
+
+/* The writer: each turn takes every push queued by then into one group,
+ * so that while a group commits the next one gathers. Contact times noted
+ * by reads alone are written after API_TOUCH_FLUSH_MS. One thread of its
+ * own, at the process's priority, whatever becomes of the request
+ * threads'. */
+static void *writer_main(void *arg)
+{
+	struct api_core *c = arg;
+	struct api_job *group, *last, *k;
+	struct timespec until;
+	struct err e;
+	size_t sets;
+
+	pthread_mutex_lock(&c->lock);
+	for (;;) {
+		if (!c->head && !c->stop) {
+			clock_gettime(CLOCK_REALTIME, &until);
+			until.tv_sec += API_TOUCH_FLUSH_MS / 1000;
+			pthread_cond_timedwait(&c->work, &c->lock, &until);
+		}
+		if (!c->head) {
+			if (c->stop)
+				break;
+			pthread_mutex_unlock(&c->lock);
+			err_init(&e);
+			if (touch_flush_due(c, &e))
+				fprintf(stderr, "branchsyncd: cannot write contact "
+					"times: %s\n", e.msg);
+			pthread_mutex_lock(&c->lock);
+			continue;
+		}
+		group = last = c->head;
+		sets = group->n;
+		while (last->next && sets + last->next->n <= API_GROUP_MAX_SETS) {
+			last = last->next;
+			sets += last->n;
+		}
+		c->head = last->next;
+		if (!c->head)
+			c->tail = NULL;
+		last->next = NULL;
+		pthread_mutex_unlock(&c->lock);
+		group_run(c, group);
+		for (k = group; k; k = last) {
+			last = k->next;
+			sem_post(&k->done); /* k belongs to its thread again */
+		}
+		pthread_mutex_lock(&c->lock);
+	}
+	pthread_mutex_unlock(&c->lock);
+	return NULL;
 }
 
 /* ---- endpoints ---- */
@@ -510,12 +979,14 @@ static void get_proof(struct api *a, const struct http_request *req,
 
 static void count_outcome(struct api *a, const struct ingest_outcome *o)
 {
+	struct api_core *c = a->core;
+
 	if (o->status == VERDICT_ACCEPTED)
-		atomic_fetch_add(&a->accepted, 1);
+		atomic_fetch_add(&c->accepted, 1);
 	else if (o->status == VERDICT_DUPLICATE)
-		atomic_fetch_add(&a->duplicate, 1);
+		atomic_fetch_add(&c->duplicate, 1);
 	else
-		atomic_fetch_add(&a->refused, 1);
+		atomic_fetch_add(&c->refused, 1);
 }
 
 /* Encodes one verdict (with a receipt against cp when logged). */
@@ -659,24 +1130,6 @@ cleanup:
 	return rc;
 }
 
-static int ingest_push(struct api *a, const uint8_t *const *sets,
-		       const size_t *lens, const uint8_t *sig_ok, size_t n,
-		       struct ingest_outcome *outs, struct http_response *resp)
-{
-	struct err e;
-	size_t i;
-
-	err_init(&e);
-	for (i = 0; i < n; i++) {
-		if (ingest_changeset(a->ingest, sets[i], lens[i], sig_ok[i],
-				     (int64_t)clock_wall_ms(), &outs[i], &e)) {
-			fail(resp, 500, "%s", e.msg);
-			return -1;
-		}
-	}
-	return 0;
-}
-
 /* The predecessor of compact set i of seq `seq` by the caller: zeros for
  * seq 1, the set just before it in this push if that is the caller's
  * seq - 1, else the caller's last logged set if that is seq - 1. 0 if it
@@ -767,13 +1220,14 @@ cleanup:
  * the device is not what its outbox says: a restored backup, an
  * equivocation). Sent whole it gets the verdict it deserves (a fork, a
  * chain refusal), so ask for that: 409, nothing logged. */
-static int compact_unverified(const uint8_t *compact, const uint8_t *sig_ok,
-			      size_t n, struct http_response *resp)
+static int compact_unverified(const uint8_t *compact,
+			      const struct ingest_item *items, size_t n,
+			      struct http_response *resp)
 {
 	size_t i;
 
 	for (i = 0; i < n; i++) {
-		if (compact[i] && !sig_ok[i]) {
+		if (compact[i] && !items[i].sig_ok) {
 			fail(resp, 409, "compact change set %zu does not verify"
 			     " as this server expands it; send it whole",
 			     i + 1);
@@ -783,31 +1237,82 @@ static int compact_unverified(const uint8_t *compact, const uint8_t *sig_ok,
 	return 0;
 }
 
+/* The push answer's last frame when the device said which checkpoint it
+ * holds: the consistency proof from it to cp, read in a read transaction
+ * of its own (the push was committed by the writer). */
+static int put_push_proof(struct api *a, struct buf *b, uint64_t known,
+			  const struct checkpoint *cp, struct err *e)
+{
+	struct merkle_path path;
+	int rc;
+
+	if (known == 0 || known >= cp->size)
+		return 0;
+	if (read_begin(a, 1, e))
+		return -1;
+	rc = srvlog_consistency(a->log, known, cp->size, &path, e);
+	read_end(a);
+	if (rc)
+		return -1;
+	put_proof_frame(b, PROOF_CONSISTENCY, known, cp->size, &path);
+	return 0;
+}
+
+/* The push's form of answer from ?receipt= (docs/API.md): 1 for one push
+ * receipt, 0 for a verdict each; -1 for anything else. */
+static int push_answer_form(const struct http_request *req)
+{
+	const char *v = http_request_arg(req, "receipt");
+
+	if (!v || strcmp(v, "each") == 0)
+		return 0;
+	return strcmp(v, "push") == 0 ? 1 : -1;
+}
+
+/* The verdicts and the checkpoint of a committed push, in the form asked
+ * for. */
+static int put_push_answer(struct api *a, struct buf *b, int one_receipt,
+			   const struct ingest_outcome *outs, size_t n,
+			   const struct checkpoint *cp)
+{
+	size_t i;
+
+	if (one_receipt)
+		return put_push_receipt(a, b, outs, n, cp);
+	for (i = 0; i < n; i++)
+		if (put_verdict(a, b, &outs[i], cp))
+			return -1;
+	put_checkpoint_frame(b, cp);
+	return 0;
+}
+
+/* The sets are decoded and their signatures verified here, in the
+ * request's thread and outside any lock; only their verdicts wait for the
+ * writer, in a group with the pushes that came meanwhile. Compact sets
+ * are expanded first, against the device's chain as authentication read
+ * it. */
 static void post_push(struct api *a, const struct http_request *req,
 		      struct http_response *resp, struct caller *who)
 {
 	struct ingest_outcome *outs = NULL;
+	struct ingest_item *items = NULL;
 	const uint8_t **sets = NULL;
 	size_t *lens = NULL;
-	uint8_t *sig_ok = NULL, *compact = NULL;
-	struct checkpoint cp;
-	struct merkle_path path;
+	uint8_t *compact = NULL;
+	struct api_job job;
 	struct buf inflated, b, full;
 	const uint8_t *body;
 	size_t len, n = 0, i;
 	uint64_t known;
-	const char *receipt;
-	int one_receipt;
+	int one_receipt = push_answer_form(req);
 	struct err e;
 
 	err_init(&e);
 	buf_init(&inflated, API_MAX_BODY);
 	buf_init(&b, API_MAX_BODY);
 	buf_init(&full, API_MAX_BODY + API_MAX_PUSH * CHANGESET_ENVELOPE_MAX);
-	receipt = http_request_arg(req, "receipt");
-	one_receipt = receipt && strcmp(receipt, "push") == 0;
-	if (arg_u64(req, "known", 0, &known) ||
-	    (receipt && !one_receipt && strcmp(receipt, "each") != 0)) {
+	read_end(a);
+	if (arg_u64(req, "known", 0, &known) || one_receipt < 0) {
 		fail(resp, 400, "known must be a decimal number, receipt "
 		     "'push' or 'each'");
 		goto cleanup;
@@ -815,64 +1320,58 @@ static void post_push(struct api *a, const struct http_request *req,
 	if (role_allowed(who, resp, 1, 1, 0) ||
 	    post_body(req, resp, &inflated, &body, &len))
 		goto cleanup;
-	outs = mem_calloc(API_MAX_PUSH, sizeof *outs);
 	sets = mem_calloc(API_MAX_PUSH, sizeof *sets);
 	lens = mem_calloc(API_MAX_PUSH, sizeof *lens);
-	sig_ok = mem_calloc(API_MAX_PUSH, 1);
 	compact = mem_calloc(API_MAX_PUSH, 1);
-	if (!outs || !sets || !lens || !sig_ok || !compact) {
+	if (!sets || !lens || !compact) {
 		fail(resp, 500, "out of memory");
 		goto cleanup;
 	}
 	if (split_push(body, len, sets, lens, compact, &n, resp) ||
 	    expand_push(who, sets, lens, compact, n, &full, resp))
 		goto cleanup;
-	ingest_verify_batch(sets, lens, n, 0, sig_ok);
-	if (compact_unverified(compact, sig_ok, n, resp))
-		goto cleanup;
-	if (begin(a, resp))
-		goto cleanup;
-	if (ingest_push(a, sets, lens, sig_ok, n, outs, resp) ||
-	    srvlog_checkpoint(a->log, (int64_t)clock_wall_ms(), &cp, &e)) {
-		if (e.kind)
-			fail(resp, 500, "%s", e.msg);
-		rollback(a);
+	/* as many as there are: hundreds of pushes at once each zeroing room
+	 * for API_MAX_PUSH would be a megabyte apiece */
+	outs = mem_calloc(n ? n : 1, sizeof *outs);
+	items = mem_calloc(n ? n : 1, sizeof *items);
+	if (!outs || !items) {
+		fail(resp, 500, "out of memory");
 		goto cleanup;
 	}
-	if (commit(a, resp))
+	for (i = 0; i < n; i++)
+		ingest_item_init(&items[i], sets[i], lens[i]);
+	/* a few sets: the other cores serve other requests meanwhile */
+	ingest_prepare(items, n, n >= 8 ? 0 : 1);
+	if (compact_unverified(compact, items, n, resp))
 		goto cleanup;
+	memset(&job, 0, sizeof job);
+	job.items = items;
+	job.n = n;
+	job.outs = outs;
+	group_commit(a->core, &job);
+	if (job.failed) {
+		fail(resp, 500, "%s", job.why.msg);
+		goto cleanup;
+	}
 	frame_stream_begin(&b);
 	for (i = 0; i < n; i++)
 		count_outcome(a, &outs[i]);
-	if (one_receipt) {
-		if (put_push_receipt(a, &b, outs, n, &cp)) {
-			fail(resp, 500, "cannot sign the push receipt");
-			goto cleanup;
-		}
-	} else {
-		for (i = 0; i < n; i++) {
-			if (put_verdict(a, &b, &outs[i], &cp)) {
-				fail(resp, 500, "cannot sign a receipt");
-				goto cleanup;
-			}
-		}
-		put_checkpoint_frame(&b, &cp);
+	if (put_push_answer(a, &b, one_receipt, outs, n, &job.cp)) {
+		fail(resp, 500, "cannot sign the receipts");
+		goto cleanup;
 	}
 	/* the device's last checkpoint to this one, so that a sync needs no
 	 * separate consistency request */
-	if (known > 0 && known < cp.size) {
-		if (srvlog_consistency(a->log, known, cp.size, &path, &e)) {
-			fail(resp, 500, "%s", e.msg);
-			goto cleanup;
-		}
-		put_proof_frame(&b, PROOF_CONSISTENCY, known, cp.size, &path);
+	if (put_push_proof(a, &b, known, &job.cp, &e)) {
+		fail(resp, 500, "%s", e.msg);
+		goto cleanup;
 	}
 	send_frames(req, resp, &b);
 cleanup:
 	mem_free(outs);
 	mem_free(sets);
 	mem_free(lens);
-	mem_free(sig_ok);
+	mem_free(items);
 	mem_free(compact);
 	buf_release(&inflated);
 	buf_release(&full);
@@ -886,28 +1385,17 @@ static int put_visible(struct api *a, struct buf *b, const struct caller *who,
 		       const struct checkpoint *cp, int with_proofs,
 		       uint64_t *next, struct err *e)
 {
-	sqlite3_stmt *st = NULL;
+	sqlite3_stmt *st;
 	int all = who->dev.role != ROLE_BRANCH, rc = -1, step;
 	uint64_t count = 0, bytes = 0;
 
 	*next = after > cp->size ? after : cp->size;
 	/* the whole log (GET /v1/log, for audits) holds every entry */
-	if (sqlite3_prepare_v2(a->s->r->db, !with_proofs
-			       ? "SELECT idx, entry FROM srv_log WHERE idx >= ?1"
-				 " AND idx < ?2 AND ?4 IS NOT NULL ORDER BY idx"
-			       : all
-			       ? "SELECT idx, entry FROM srv_log WHERE idx >= ?1"
-				 " AND idx < ?2 AND (kind != 1 OR verdict != 0"
-				 " OR author IS NOT ?4) ORDER BY idx"
-			       : "SELECT idx, entry FROM srv_log WHERE idx >= ?1"
-				 " AND idx < ?2 AND (kind != 1 OR (verdict = 0"
-				 " AND scope IN (?3, 'district') AND author IS NOT ?4)"
-				 " OR (verdict != 0 AND author = ?4))"
-				 " ORDER BY idx", -1, &st, NULL) != SQLITE_OK) {
-		err_set(e, ERR_INVALID, "database error: %s",
-			sqlite3_errmsg(a->s->r->db));
+	st = reader_stmt(a->reader, !with_proofs ? READ_VISIBLE_LOG
+				    : all	 ? READ_VISIBLE_ALL
+						 : READ_VISIBLE_BRANCH, e);
+	if (!st)
 		return -1;
-	}
 	sqlite3_bind_int64(st, 1, (int64_t)after);
 	sqlite3_bind_int64(st, 2, (int64_t)cp->size);
 	if (!all)
@@ -942,7 +1430,7 @@ static int put_visible(struct api *a, struct buf *b, const struct caller *who,
 	if (rc)
 		err_set(e, ERR_INVALID, "the page is too large");
 cleanup:
-	sqlite3_finalize(st);
+	sqlite3_reset(st);
 	return rc;
 }
 
@@ -1055,6 +1543,8 @@ static void post_enroll(struct api *a, const struct http_request *req,
 	struct checkpoint cp;
 	struct merkle_path path;
 	struct store_device known;
+	struct api_core *c = a->core;
+	struct api *w = c->root;
 	struct err e;
 	int found;
 
@@ -1071,33 +1561,42 @@ static void post_enroll(struct api *a, const struct http_request *req,
 		goto cleanup;
 	}
 	found = store_device_get(a->s, who->key, &known, &e);
+	read_end(a);
 	if (found) {
 		fail(resp, found < 0 ? 500 : 409, "%s", found < 0 ? e.msg
 		     : "this device is already enrolled");
 		goto cleanup;
 	}
-	if (begin(a, resp))
-		goto cleanup;
-	/* the token is spent in its own commit: a failure later must not
-	 * make it reusable */
-	if (store_token_use(a->s, token, (int64_t)clock_wall_ms(), who->key,
-			    &role, scope, &e)) {
-		commit(a, resp);
-		fail(resp, 403, "%s", e.msg);
-		goto cleanup;
-	}
-	if (ingest_enroll(a->ingest, who->key, role, scope, name,
-			  (int64_t)clock_wall_ms(), &signed_en, &en_len, &index,
-			  &e) ||
-	    srvlog_checkpoint(a->log, (int64_t)clock_wall_ms(), &cp, &e) ||
-	    srvlog_entry(a->log, index, &entry, &e) ||
-	    srvlog_inclusion(a->log, index, cp.size, &path, &e)) {
-		rollback(a);
+	if (write_begin(c, &e)) {
 		fail(resp, 500, "%s", e.msg);
 		goto cleanup;
 	}
-	if (commit(a, resp))
+	/* the token is spent in its own commit: a failure later must not
+	 * make it reusable */
+	if (store_token_use(w->s, token, (int64_t)clock_wall_ms(), who->key,
+			    &role, scope, &e)) {
+		struct err ce;
+
+		err_init(&ce);
+		write_commit(c, &ce);
+		fail(resp, 403, "%s", e.msg);
 		goto cleanup;
+	}
+	/* an enrollment waits for no group: enrollments are rare */
+	if (ingest_enroll(c->ingest, who->key, role, scope, name,
+			  (int64_t)clock_wall_ms(), &signed_en, &en_len, &index,
+			  &e) ||
+	    srvlog_checkpoint(w->log, (int64_t)clock_wall_ms(), &cp, &e) ||
+	    srvlog_entry(w->log, index, &entry, &e) ||
+	    srvlog_inclusion(w->log, index, cp.size, &path, &e)) {
+		write_abort(c);
+		fail(resp, 500, "%s", e.msg);
+		goto cleanup;
+	}
+	if (write_commit(c, &e)) {
+		fail(resp, 500, "%s", e.msg);
+		goto cleanup;
+	}
 	buf_append(&meta, a->s->pk, SIGN_PUBLIC_BYTES);
 	wire_put_blob(&meta, a->s->origin, strlen(a->s->origin));
 	frame_stream_begin(&b);
@@ -1202,8 +1701,8 @@ static void get_metrics(struct api *a, struct http_response *resp)
 	int n;
 
 	memset(&hs, 0, sizeof hs);
-	if (a->http)
-		http_server_stats(a->http, &hs);
+	if (a->core->http)
+		http_server_stats(a->core->http, &hs);
 	n = snprintf(text, sizeof text,
 		"# HELP branchsync_http_requests_total Requests answered.\n"
 		"# TYPE branchsync_http_requests_total counter\n"
@@ -1225,9 +1724,10 @@ static void get_metrics(struct api *a, struct http_response *resp)
 		"# TYPE branchsync_log_entries gauge\n"
 		"branchsync_log_entries %" PRIu64 "\n",
 		hs.requests, hs.status_2xx, hs.status_4xx, hs.status_5xx,
-		hs.bytes_in, hs.bytes_out, (uint64_t)atomic_load(&a->accepted),
-		(uint64_t)atomic_load(&a->duplicate),
-		(uint64_t)atomic_load(&a->refused), srvlog_size(a->log));
+		hs.bytes_in, hs.bytes_out,
+		(uint64_t)atomic_load(&a->core->accepted),
+		(uint64_t)atomic_load(&a->core->duplicate),
+		(uint64_t)atomic_load(&a->core->refused), srvlog_size(a->log));
 	http_response_set(resp, 200, "text/plain; version=0.0.4", text,
 			  (size_t)n);
 }
@@ -1279,16 +1779,21 @@ static int is_signed_path(const char *p)
 void api_handle(void *ctx, const struct http_request *req,
 		struct http_response *resp)
 {
-	struct api *a = ctx;
+	struct api_core *c = ((struct api *)ctx)->core;
+	struct api request = {c->root->s, NULL, c, NULL}, *a = &request;
 	struct err e;
 	int get = strcmp(req->method, "GET") == 0 ||
 		  strcmp(req->method, "HEAD") == 0;
 
-	pthread_mutex_lock(&a->lock);
-	/* admin commands (revoke, branch add) may have appended to the log
-	 * from another process since the last request */
+	/* a challenge reads nothing; a push or an enrollment reads the
+	 * device registry only (the log they append to is the writer's) */
+	int reads = strcmp(req->path, "/v1/challenge") != 0 &&
+		    strcmp(req->path, "/healthz") != 0;
+	int log = strcmp(req->path, "/v1/push") != 0 &&
+		  strcmp(req->path, "/v1/enroll") != 0;
+
 	err_init(&e);
-	if (srvlog_reload(a->log, &e))
+	if (reads && read_begin(a, log, &e))
 		fail(resp, 500, "%s", e.msg);
 	else if (is_signed_path(req->path))
 		route_signed(a, req, resp);
@@ -1311,5 +1816,5 @@ void api_handle(void *ctx, const struct http_request *req,
 		get_proof(a, req, resp, 1);
 	else
 		fail(resp, 404, "no such endpoint: %s", req->path);
-	pthread_mutex_unlock(&a->lock);
+	read_end(a);
 }

@@ -1,9 +1,12 @@
 /* api.h - branchsyncd's HTTP endpoints (docs/API.md): authentication by
  * device key and one-time challenge, enroll, push, pull, log, proofs,
- * checkpoints, state digest, devices, health and metrics. One database
- * connection serves every request, one request at a time: SQLite has one
- * writer anyway, and requests are short. Not for the HTTP mechanics
- * (http.h) nor for the verdicts on change sets (ingest.h). */
+ * checkpoints, state digest, devices, health and metrics. Requests run on
+ * many threads at once: each reads in a snapshot of its own (a pool of
+ * reader connections, SQLite's WAL readers); pushes wait, signatures
+ * checked, for a writer thread that commits every push queued meanwhile
+ * in one transaction (group commit: one fsync for all, each answered once
+ * its data is durable). Not for the HTTP mechanics (http.h) nor for the
+ * verdicts on change sets (ingest.h). */
 #ifndef BS_API_H
 #define BS_API_H
 
@@ -14,7 +17,9 @@
 
 struct api;
 
-/* Prepares the API over an unlocked store; *out is freed by api_free. */
+/* Prepares the API over an unlocked store, whose connection becomes the
+ * writer's, and starts the writer thread; *out is freed by api_free (after
+ * the http server is stopped). */
 int api_new(struct store *s, struct api **out /* OUT */, struct err *e);
 void api_free(struct api *a);
 /* Lets /metrics include the HTTP layer's counters. */

@@ -685,7 +685,13 @@ int http_server_start(const struct http_options *o, http_handler_fn h,
 	threads = o->threads ? o->threads : http_default_threads();
 	limit = o->connection_limit ? o->connection_limit
 				    : HTTP_DEFAULT_CONNECTION_LIMIT;
-	if (threads > limit) {
+	if (o->thread_per_connection && o->threads) {
+		err_set(e, ERR_USAGE,
+			"a thread per connection, or a pool of threads: "
+			"not both");
+		goto cleanup;
+	}
+	if (!o->thread_per_connection && threads > limit) {
 		err_set(e, ERR_USAGE,
 			"more threads (%u) than connections allowed (%u)",
 			threads, limit);
@@ -708,9 +714,16 @@ int http_server_start(const struct http_options *o, http_handler_fn h,
 		goto cleanup;
 
 	flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ITC;
-	flags |= MHD_is_feature_supported(MHD_FEATURE_EPOLL) == MHD_YES
-		     ? MHD_USE_EPOLL
-		     : MHD_USE_AUTO;
+	if (o->thread_per_connection)
+		/* epoll is for pools; poll has no FD_SETSIZE limit */
+		flags |= MHD_USE_THREAD_PER_CONNECTION |
+			 (MHD_is_feature_supported(MHD_FEATURE_POLL) == MHD_YES
+				  ? MHD_USE_POLL
+				  : MHD_USE_AUTO);
+	else
+		flags |= MHD_is_feature_supported(MHD_FEATURE_EPOLL) == MHD_YES
+			     ? MHD_USE_EPOLL
+			     : MHD_USE_AUTO;
 	if (!o->quiet)
 		flags |= MHD_USE_ERROR_LOG;
 	if (v6) /* "::" serves IPv4 too (mapped addresses) */
@@ -741,7 +754,7 @@ int http_server_start(const struct http_options *o, http_handler_fn h,
 	/* HTTP/1.1 without Host and spaces in the target are refused. */
 	opts[nopt++] =
 	    (struct MHD_OptionItem){MHD_OPTION_STRICT_FOR_CLIENT, 1, NULL};
-	if (threads > 1)
+	if (threads > 1 && !o->thread_per_connection)
 		opts[nopt++] = (struct MHD_OptionItem){
 		    MHD_OPTION_THREAD_POOL_SIZE, (intptr_t)threads, NULL};
 	if (s->tls_cert) {
@@ -867,6 +880,16 @@ enum bs_status http_response_set(struct http_response *resp, int status,
 	resp->status = status;
 	resp->content_type = content_type;
 	return BS_OK;
+}
+
+void http_response_take(struct http_response *resp, int status,
+			const char *content_type, uint8_t *body, size_t n)
+{
+	mem_free(resp->body);
+	resp->body = body;
+	resp->body_len = body ? n : 0;
+	resp->status = status;
+	resp->content_type = content_type;
 }
 
 enum bs_status http_response_header(struct http_response *resp,

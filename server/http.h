@@ -14,7 +14,7 @@
 #define HTTP_HEADERS_MAX	       8    /* extra response headers */
 #define HTTP_HEADER_VALUE_MAX	       256  /* incl. the terminating NUL */
 #define HTTP_DEFAULT_MAX_BODY	       (16u << 20)
-#define HTTP_DEFAULT_CONNECTION_LIMIT  256
+#define HTTP_DEFAULT_CONNECTION_LIMIT  1024
 #define HTTP_DEFAULT_PER_IP_LIMIT      32
 #define HTTP_DEFAULT_TIMEOUT_S	       120
 #define HTTP_DEFAULT_CONNECTION_MEMORY (64u << 10)
@@ -74,6 +74,11 @@ struct http_response {
 enum bs_status http_response_set(struct http_response *resp, int status,
 				 const char *content_type, const void *p,
 				 size_t n);
+/* Like http_response_set, but takes `body` (mem_alloc'd; the layer frees
+ * it whatever happens, NULL with n 0 for none) instead of copying it:
+ * answers of hundreds of kilobytes are not copied again. */
+void http_response_take(struct http_response *resp, int status,
+			const char *content_type, uint8_t *body, size_t n);
 /* Adds an extra header. Returns BS_OK; BS_EINVALID for an empty name or
  * value, a name with space, tab, ':', CR or LF, or a value with CR or LF;
  * BS_ELIMIT when all HTTP_HEADERS_MAX slots are taken or the value does not
@@ -82,11 +87,11 @@ enum bs_status http_response_header(struct http_response *resp,
 				    const char *name, const char *value);
 
 /* Called once per request that passed the checks, with the whole body.
- * Thread safety: the handler runs on libmicrohttpd's pool threads, several
- * at once (up to `threads`), so everything it touches through `ctx` must be
- * safe for concurrent use. It may block (a slow handler occupies one pool
- * thread and delays the other connections that thread serves). It must not
- * call http_server_stop. */
+ * Thread safety: the handler runs on libmicrohttpd's threads, several at
+ * once (up to `threads`, or one per connection), so everything it touches
+ * through `ctx` must be safe for concurrent use. It may block (in a pool, a
+ * slow handler occupies one pool thread and delays the other connections
+ * that thread serves). It must not call http_server_stop. */
 typedef void (*http_handler_fn)(void *ctx, const struct http_request *req,
 				struct http_response *resp);
 
@@ -98,6 +103,9 @@ struct http_options {
 	uint16_t port;		   /* 0: any free port (see http_server_port) */
 	size_t max_body;	   /* 0: HTTP_DEFAULT_MAX_BODY */
 	unsigned threads;	   /* 0: number of online CPUs */
+	int thread_per_connection; /* instead of a pool (threads must be 0):
+				    * for handlers that wait, such as for a
+				    * group commit */
 	unsigned connection_limit; /* 0: HTTP_DEFAULT_CONNECTION_LIMIT */
 	unsigned per_ip_limit;	   /* 0: HTTP_DEFAULT_PER_IP_LIMIT */
 	unsigned timeout_s;	   /* idle seconds; 0: HTTP_DEFAULT_TIMEOUT_S */

@@ -22,6 +22,8 @@ struct srvlog_meta {
 	const uint8_t *cs_id;    /* change set id, or NULL */
 	const char *scope;       /* change set scope, or NULL */
 	int64_t time_ms;         /* server clock when logged */
+	const uint8_t *leaf;     /* srvlog_leaf of this very entry, if the
+				  * caller computed it already, or NULL */
 };
 
 int srvlog_open(struct store *s, struct srvlog **out /* OUT */,
@@ -30,6 +32,10 @@ void srvlog_free(struct srvlog *l);
 /* Re-reads the frontier from the database (after a rolled-back append). */
 int srvlog_reload(struct srvlog *l, struct err *e);
 uint64_t srvlog_size(const struct srvlog *l);
+
+/* The Merkle leaf hash of an entry (what srvlog_append computes; a caller
+ * may compute it beforehand, off the write lock, and pass it in meta). */
+int srvlog_leaf(const struct logentry *le, uint8_t leaf[HASH_BYTES] /* OUT */);
 
 /* Encodes and appends one entry; *index gets its position. */
 int srvlog_append(struct srvlog *l, const struct logentry *le,

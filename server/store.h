@@ -1,13 +1,17 @@
 /* store.h - the district server's data directory: the consolidated database
  * (a replica file, so records and merge bookkeeping are exactly the
  * clients', plus the server's own tables: log, tree nodes, devices, tokens,
- * challenges, checkpoints) and the server's device key. Not for the log's
- * tree logic (srvlog.h) nor for ingest policy (ingest.h). */
+ * checkpoints) and the server's device key; beside them, in memory, the
+ * one-time request challenges and the devices' last contact not yet
+ * written. Not for the log's tree logic (srvlog.h) nor for ingest policy
+ * (ingest.h). */
 #ifndef BS_STORE_H
 #define BS_STORE_H
 
 #include <stddef.h>
 #include <stdint.h>
+
+#include <sqlite3.h>
 
 #include "enrollment.h"
 #include "err.h"
@@ -17,12 +21,35 @@
 #define STORE_DB_NAME "server.db"
 #define STORE_KEY_NAME "server.key"
 
+/* At most this many challenges are outstanding; past it the oldest is
+ * forgotten (its request gets a 401 and the client asks again). */
+#define STORE_CHALLENGES_MAX (1u << 16)
+
+enum store_stmt {
+	STORE_DEV_GET,
+	STORE_DEV_PUT,
+	STORE_DEV_SEEN,
+	STORE_STMT_COUNT
+};
+
+struct store_shared;
+struct store_touch;
+
+/* A store owns its connection. A reader (store_reader_open) is a second
+ * connection to the same file for another thread: it borrows the key and
+ * shares the challenges and pending contacts of the store it came from,
+ * which must outlive it. One thread uses a store at a time. */
 struct store {
 	struct replica *r;
 	char *dir;
 	char *origin;                     /* district name: the log's origin */
 	struct keystore_key *key;         /* NULL until store_unlock */
 	uint8_t pk[SIGN_PUBLIC_BYTES];
+	struct store_shared *shared;      /* thread-safe; owned unless reader */
+	int reader;
+	sqlite3_stmt *stmt[STORE_STMT_COUNT]; /* prepared on first use */
+	struct store_touch *scratch;	  /* store_touch_flush's */
+	size_t scratch_cap;
 };
 
 /* A registered device as the server knows it. */
@@ -44,6 +71,17 @@ int store_init(const char *dir, const char *district, const char *passphrase,
 	       struct store **out /* OUT */, struct err *e);
 /* Opens an existing data directory (key still locked). */
 int store_open(const char *dir, struct store **out /* OUT */, struct err *e);
+/* Adds what later versions added to the server's tables (indexes) to a
+ * data directory made by an earlier one; a no-op on a current one. Takes
+ * the write lock briefly. */
+int store_upgrade(struct store *s, struct err *e);
+/* Another connection to base's database, for another thread (see struct
+ * store). *out is closed with store_close before base is. */
+int store_reader_open(struct store *base, struct store **out /* OUT */,
+		      struct err *e);
+/* Process-wide SQLite settings of the server; call before any other use of
+ * SQLite in the process (later it has no effect). */
+void store_global_init(void);
 /* Opens the server key with the passphrase (ignored for a plain key). */
 int store_unlock(struct store *s, const char *passphrase, struct err *e);
 /* 1 if the server key is encrypted. */
@@ -55,8 +93,16 @@ int store_device_get(struct store *s, const uint8_t key[SIGN_PUBLIC_BYTES],
 		     struct store_device *out /* OUT */, struct err *e);
 int store_device_put(struct store *s, const struct store_device *d,
 		     struct err *e);
+/* Notes a device's contact in memory (thread-safe, never fails); it reaches
+ * the database with the next store_touch_flush. */
 int store_device_touch(struct store *s, const uint8_t key[SIGN_PUBLIC_BYTES],
 		       int64_t now_ms, struct err *e);
+/* Writes the contacts noted since the last flush, inside the caller's write
+ * transaction; if that rolls back they are lost (they only say when a device
+ * was last seen). Returns 0, or -1 on a database error. */
+int store_touch_flush(struct store *s, struct err *e);
+/* Whether contacts are waiting, and since when (ms, 0 if none). */
+int64_t store_touch_pending_since(struct store *s);
 
 /* Enrollment tokens: a token is 32 random bytes shown as hex; only its
  * SHA-256 is stored. make: writes the hex form (65 bytes with NUL). */
@@ -70,7 +116,9 @@ int store_token_use(struct store *s, const char *hex, int64_t now_ms,
 		    enum enrollment_role *role, char scope[ENROLLMENT_SCOPE_MAX + 1],
 		    struct err *e);
 
-/* One-time request challenges (protocol/request.h). */
+/* One-time request challenges (protocol/request.h), kept in memory and
+ * shared by a store and its readers (thread-safe): a restart forgets them,
+ * and so does STORE_CHALLENGES_MAX newer ones. make never fails. */
 int store_challenge_make(struct store *s, int64_t now_ms, uint8_t out[32],
 			 struct err *e);
 /* 0 if the challenge existed and was unexpired: it is consumed either way. */

@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <semaphore.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -28,6 +29,7 @@
  * seam (mem_fail_after) only ever hits the server. */
 
 static atomic_int handler_calls;
+static sem_t unblock; /* /block waits for it */
 
 static void test_handler(void *ctx, const struct http_request *req,
 			 struct http_response *resp)
@@ -59,6 +61,19 @@ static void test_handler(void *ctx, const struct http_request *req,
 		v = http_request_header(req, "x-test");
 		http_response_header(resp, "X-Test", v ? v : "(none)");
 		http_response_header(resp, "X-Ip", req->client_ip);
+		return;
+	}
+	if (strcmp(req->path, "/block") == 0) {
+		while (sem_wait(&unblock) != 0)
+			;
+		http_response_set(resp, 200, "text/plain", "unblocked", 9);
+		return;
+	}
+	if (strcmp(req->path, "/take") == 0) {
+		uint8_t *p = mem_alloc(4);
+
+		memcpy(p, "took", 4);
+		http_response_take(resp, 200, "text/plain", p, 4);
 		return;
 	}
 	if (strcmp(req->path, "/nostatus") == 0)
@@ -780,6 +795,24 @@ START_TEST(response_helpers)
 	ck_assert_uint_eq(resp.nheaders, HTTP_HEADERS_MAX);
 	ck_assert_str_eq(resp.headers[0].value, big);
 	mem_free(resp.body);
+
+	/* take: the body is the one given, the one before is freed */
+	memset(&resp, 0, sizeof resp);
+	ck_assert_int_eq(http_response_set(&resp, 201, "text/plain", "abc", 3),
+			 BS_OK);
+	{
+		uint8_t *p = mem_alloc(5);
+
+		memcpy(p, "given", 5);
+		http_response_take(&resp, 202, "text/x", p, 5);
+		ck_assert_ptr_eq(resp.body, p);
+	}
+	ck_assert_int_eq(resp.status, 202);
+	ck_assert_str_eq(resp.content_type, "text/x");
+	ck_assert_uint_eq(resp.body_len, 5);
+	http_response_take(&resp, 200, NULL, NULL, 0);
+	ck_assert_ptr_null(resp.body);
+	ck_assert_uint_eq(resp.body_len, 0);
 }
 END_TEST
 
@@ -911,8 +944,8 @@ static void *burst_client(void *arg)
 	return NULL;
 }
 
-/* Many clients at once on a small pool: every body comes back intact to
- * its own sender and the counters add up. */
+/* Many clients at once on a small pool, or a thread each: every body
+ * comes back intact to its own sender and the counters add up. */
 START_TEST(concurrent_clients)
 {
 	struct http_options o;
@@ -923,7 +956,8 @@ START_TEST(concurrent_clients)
 	int i;
 
 	quiet_options(&o);
-	o.threads = 3;
+	o.threads = _i == 0 ? 3 : 0;
+	o.thread_per_connection = _i == 1;
 	s = start_server(&o);
 	for (i = 0; i < 8; i++) {
 		b[i].port = http_server_port(s);
@@ -941,6 +975,59 @@ START_TEST(concurrent_clients)
 	ck_assert_uint_eq(st.requests, 160);
 	ck_assert_uint_eq(st.status_2xx, 160);
 	ck_assert_uint_eq(st.bytes_in, st.bytes_out);
+	http_server_stop(s);
+}
+END_TEST
+
+struct block_call {
+	uint16_t port;
+	struct reply r;
+};
+
+static void *block_client(void *arg)
+{
+	struct block_call *c = arg;
+
+	exchange_str(c->port, "GET /block HTTP/1.1\r\nHost: t\r\n\r\n", &c->r);
+	return NULL;
+}
+
+/* A thread per connection: while a handler waits (as a push waits for its
+ * group commit), other connections are served; with a pool of one thread
+ * this test would never end. */
+START_TEST(handler_waits_alone)
+{
+	struct http_options o;
+	struct http_server *s;
+	struct block_call c;
+	struct reply r;
+	pthread_t t;
+	int before, i;
+
+	quiet_options(&o);
+	o.threads = 0;
+	o.thread_per_connection = 1;
+	s = start_server(&o);
+	memset(&c, 0, sizeof c);
+	c.port = http_server_port(s);
+	before = atomic_load(&handler_calls);
+	ck_assert_int_eq(pthread_create(&t, NULL, block_client, &c), 0);
+	for (i = 0; i < 3000 && atomic_load(&handler_calls) == before; i++)
+		usleep(10 * 1000);
+	ck_assert_int_gt(atomic_load(&handler_calls), before);
+	for (i = 0; i < 5; i++) {
+		ck_assert_int_eq(exchange_str(c.port, "GET /take HTTP/1.1\r\n"
+					      "Host: t\r\n\r\n", &r),
+				 200);
+		ck_assert_uint_eq(r.body_len, 4);
+		ck_assert_mem_eq(r.body, "took", 4);
+		reply_free(&r);
+	}
+	ck_assert_int_eq(sem_post(&unblock), 0);
+	pthread_join(t, NULL);
+	ck_assert_int_eq(c.r.status, 200);
+	ck_assert_mem_eq(c.r.body, "unblocked", 9);
+	reply_free(&c.r);
 	http_server_stop(s);
 }
 END_TEST
@@ -1191,6 +1278,15 @@ START_TEST(start_errors)
 	ck_assert_int_eq(http_server_start(&o, test_handler, NULL, &s2, &e),
 			 -1);
 	ck_assert_int_eq(e.kind, ERR_USAGE);
+	/* a thread per connection, or a pool: not both */
+	o.threads = 2;
+	o.connection_limit = 0;
+	o.thread_per_connection = 1;
+	err_init(&e);
+	ck_assert_int_eq(http_server_start(&o, test_handler, NULL, &s2, &e),
+			 -1);
+	ck_assert_int_eq(e.kind, ERR_USAGE);
+	ck_assert_ptr_null(s2);
 
 	quiet_options(&o);
 	o.tls_cert_file = "/nonexistent/cert.pem";
@@ -1347,7 +1443,8 @@ static Suite *http_suite(void)
 	tcase_add_test(tc, response_helpers);
 	tcase_add_test(tc, handler_answers);
 	tcase_add_test(tc, stats_move);
-	tcase_add_test(tc, concurrent_clients);
+	tcase_add_loop_test(tc, concurrent_clients, 0, 2);
+	tcase_add_test(tc, handler_waits_alone);
 	tcase_add_test(tc, graceful_stop);
 	tcase_add_test(tc, stop_grace_deadline);
 	tcase_add_test(tc, idle_timeout_and_per_ip_limit);
@@ -1366,6 +1463,8 @@ int main(void)
 	int failed;
 
 	curl_global_init(CURL_GLOBAL_DEFAULT);
+	if (sem_init(&unblock, 0, 0) != 0)
+		return EXIT_FAILURE;
 	sr = srunner_create(http_suite());
 	srunner_run_all(sr, CK_NORMAL);
 	failed = srunner_ntests_failed(sr);

@@ -3206,6 +3206,19 @@ START_TEST(test_admin_exit_codes)
 	bsd_run(&run, "token", "--data", S.data, "--role", "branch", NULL);
 	ck_assert_msg(run.code == 1, "token without --branch: exit %d",
 		      run.code);
+	/* serve's counts are checked before anything is opened */
+	bsd_run(&run, "serve", "--data", S.data, "--listen", "127.0.0.1:0",
+		"--max-connections", "0", NULL);
+	ck_assert_msg(run.code == 1 && strstr(run.err, "--max-connections"),
+		      "--max-connections 0: exit %d, '%s'", run.code, run.err);
+	bsd_run(&run, "serve", "--data", S.data, "--listen", "127.0.0.1:0",
+		"--threads", "x", NULL);
+	ck_assert_msg(run.code == 1 && strstr(run.err, "--threads"),
+		      "--threads x: exit %d, '%s'", run.code, run.err);
+	bsd_run(&run, "serve", "--data", S.data, "--listen", "127.0.0.1:0",
+		"--threads", "9", "--max-connections", "8", NULL);
+	ck_assert_msg(run.code == 1, "more threads than connections: exit %d",
+		      run.code);
 	assert_alive();
 }
 END_TEST
