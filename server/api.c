@@ -1132,11 +1132,14 @@ cleanup:
 
 /* The predecessor of compact set i of seq `seq` by the caller: zeros for
  * seq 1, the set just before it in this push if that is the caller's
- * seq - 1, else the caller's last logged set if that is seq - 1. 0 if it
- * is none of these (the client must send the set whole). */
-static int compact_prev(const struct caller *who, uint64_t seq,
-			const struct changeset *before, int have_before,
-			uint8_t prev[HASH_BYTES])
+ * seq - 1, else the head of the caller's chain if that is seq - 1, else
+ * the caller's accepted seq - 1 in the log (a push sent again after its
+ * answer was lost). 0 if it is none of these (the client must send the
+ * set whole), -1 on a database error. Needs a read transaction. */
+static int compact_prev(struct api *a, const struct caller *who,
+			uint64_t seq, const struct changeset *before,
+			int have_before, uint8_t prev[HASH_BYTES],
+			struct err *e)
 {
 	memset(prev, 0, HASH_BYTES);
 	if (seq == 1)
@@ -1151,7 +1154,7 @@ static int compact_prev(const struct caller *who, uint64_t seq,
 		memcpy(prev, who->dev.head, HASH_BYTES);
 		return 1;
 	}
-	return 0;
+	return store_chain_id(a->s, who->key, seq - 1, prev, e);
 }
 
 /* Turns the compact sets of a push (protocol/FORMAT.md, "Compact change
@@ -1160,16 +1163,18 @@ static int compact_prev(const struct caller *who, uint64_t seq,
  * A compact set whose predecessor the server cannot name gets 409: the
  * whole push is refused, nothing logged, and the client sends it again
  * with whole sets. */
-static int expand_push(const struct caller *who, const uint8_t **sets,
-		       size_t *lens, const uint8_t *compact, size_t n,
-		       struct buf *full, struct http_response *resp)
+static int expand_push(struct api *a, const struct caller *who,
+		       const uint8_t **sets, size_t *lens,
+		       const uint8_t *compact, size_t n, struct buf *full,
+		       struct http_response *resp)
 {
 	size_t *off = NULL, i;
 	struct changeset before;
 	uint8_t prev[HASH_BYTES];
 	uint64_t seq;
-	int have_before = 0, rc = -1;
+	int have_before = 0, named, rc = -1;
 	enum bs_status st;
+	struct err e;
 
 	if (!(off = mem_calloc(n ? n : 1, sizeof *off))) {
 		fail(resp, 500, "out of memory");
@@ -1186,7 +1191,14 @@ static int expand_push(const struct caller *who, const uint8_t **sets,
 			     "%s", i + 1, bs_status_str(st));
 			goto cleanup;
 		}
-		if (!compact_prev(who, seq, &before, have_before, prev)) {
+		err_init(&e);
+		named = compact_prev(a, who, seq, &before, have_before, prev,
+				     &e);
+		if (named < 0) {
+			fail(resp, 500, "%s", e.msg);
+			goto cleanup;
+		}
+		if (!named) {
 			fail(resp, 409, "compact change set %zu (sequence %"
 			     PRIu64 ") does not follow this device's last "
 			     "logged one; send it whole", i + 1, seq);
@@ -1311,7 +1323,6 @@ static void post_push(struct api *a, const struct http_request *req,
 	buf_init(&inflated, API_MAX_BODY);
 	buf_init(&b, API_MAX_BODY);
 	buf_init(&full, API_MAX_BODY + API_MAX_PUSH * CHANGESET_ENVELOPE_MAX);
-	read_end(a);
 	if (arg_u64(req, "known", 0, &known) || one_receipt < 0) {
 		fail(resp, 400, "known must be a decimal number, receipt "
 		     "'push' or 'each'");
@@ -1327,9 +1338,12 @@ static void post_push(struct api *a, const struct http_request *req,
 		fail(resp, 500, "out of memory");
 		goto cleanup;
 	}
+	/* compact sets are expanded in the read transaction that
+	 * authenticated the push; the writer's queue is waited on without */
 	if (split_push(body, len, sets, lens, compact, &n, resp) ||
-	    expand_push(who, sets, lens, compact, n, &full, resp))
+	    expand_push(a, who, sets, lens, compact, n, &full, resp))
 		goto cleanup;
+	read_end(a);
 	/* as many as there are: hundreds of pushes at once each zeroing room
 	 * for API_MAX_PUSH would be a megabyte apiece */
 	outs = mem_calloc(n ? n : 1, sizeof *outs);
@@ -1368,6 +1382,7 @@ static void post_push(struct api *a, const struct http_request *req,
 	}
 	send_frames(req, resp, &b);
 cleanup:
+	read_end(a);
 	mem_free(outs);
 	mem_free(sets);
 	mem_free(lens);

@@ -87,6 +87,8 @@ static const char *const store_sql[STORE_STMT_COUNT] = {
 			  " revoke_idx=excluded.revoke_idx,"
 			  " last_seq=excluded.last_seq, head=excluded.head,"
 			  " last_seen_ms=excluded.last_seen_ms",
+	[STORE_CHAIN_ID] = "SELECT cs_id FROM srv_log WHERE author=?1 AND"
+			   " seq=?2 AND kind=1 AND verdict=0 LIMIT 2",
 	[STORE_DEV_SEEN] = "UPDATE srv_devices SET last_seen_ms=?2"
 			   " WHERE key=?1 AND last_seen_ms < ?2",
 };
@@ -393,6 +395,30 @@ static sqlite3_stmt *stmt(struct store *s, enum store_stmt which,
 		return NULL;
 	}
 	return *st;
+}
+
+int store_chain_id(struct store *s, const uint8_t author[SIGN_PUBLIC_BYTES],
+		   uint64_t seq, uint8_t id[HASH_BYTES], struct err *e)
+{
+	sqlite3_stmt *st = stmt(s, STORE_CHAIN_ID, "reading the log", e);
+	int found = 0, step;
+
+	if (!st)
+		return -1;
+	sqlite3_bind_blob(st, 1, author, SIGN_PUBLIC_BYTES, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, (int64_t)seq);
+	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+		if (sqlite3_column_bytes(st, 0) != HASH_BYTES)
+			break;
+		memcpy(id, sqlite3_column_blob(st, 0), HASH_BYTES);
+		found++;
+	}
+	sqlite3_reset(st);
+	if (step != SQLITE_ROW && step != SQLITE_DONE) {
+		db_error(s, "reading the log", e);
+		return -1;
+	}
+	return found == 1;
 }
 
 int store_device_get(struct store *s, const uint8_t key[SIGN_PUBLIC_BYTES],

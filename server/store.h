@@ -29,6 +29,7 @@ enum store_stmt {
 	STORE_DEV_GET,
 	STORE_DEV_PUT,
 	STORE_DEV_SEEN,
+	STORE_CHAIN_ID,
 	STORE_STMT_COUNT
 };
 
@@ -89,6 +90,11 @@ int store_key_encrypted(struct store *s);
 void store_close(struct store *s);
 
 /* Devices. get: 1 found, 0 unknown, -1 error. */
+/* The id of `author`'s change set `seq` if the log holds it accepted,
+ * exactly once: 1 and *id, 0 if not (none, or an equivocation's two), -1
+ * on a database error. */
+int store_chain_id(struct store *s, const uint8_t author[SIGN_PUBLIC_BYTES],
+		   uint64_t seq, uint8_t id[HASH_BYTES], struct err *e);
 int store_device_get(struct store *s, const uint8_t key[SIGN_PUBLIC_BYTES],
 		     struct store_device *out /* OUT */, struct err *e);
 int store_device_put(struct store *s, const struct store_device *d,

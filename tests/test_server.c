@@ -1662,6 +1662,16 @@ START_TEST(test_compact_push)
 	buf_release(&body);
 	ck_assert_int_eq(logged(&c3), 1);
 	ck_assert_int_eq(logged(&c4), 1);
+	/* seq 4 compact again, as after a lost answer: its predecessor is
+	 * no longer the head but is in the log, so it is a duplicate */
+	push_compact((const struct cset *const[]){&c4}, 1, NULL, &body);
+	ck_assert_int_eq(post_raw(&a, body.data, body.len, NULL, NULL, &p.rep),
+			 200);
+	push_parse(&p, (const uint8_t(*)[HASH_BYTES])c4.id, 1);
+	ck_assert_int_eq(p.v[0].status, VERDICT_DUPLICATE);
+	pushed_free(&p);
+	buf_release(&body);
+	ck_assert_int_eq(logged(&c4), 1);
 
 	/* a's seq 1 compact, but sent by b: expanded as b's seq 1, which b
 	 * did not sign: 409 (sent whole, it would get its real verdict),
