@@ -44,9 +44,9 @@
 #define API_GROUP_MAX_SETS 2000
 /* Contact times noted by reads wait at most this long for a write. */
 #define API_TOUCH_FLUSH_MS 1000
-/* Reader connections per online core: reads are CPU work, and a request
- * waiting for a reader is better than one more thread taking turns on the
- * cores (the writer among them). */
+/* Reader connections per online core: as many as branchsyncd serve's
+ * threads (main.c), so that a request does not wait for one; with a
+ * thread per connection, more requests than readers wait their turn. */
 #define API_READERS_PER_CORE 16
 
 struct api_core;
@@ -779,9 +779,7 @@ static void group_commit(struct api_core *c, struct api_job *j)
 
 /* The writer: each turn takes every push queued by then into one group,
  * so that while a group commits the next one gathers. Contact times noted
- * by reads alone are written after API_TOUCH_FLUSH_MS. One thread of its
- * own, at the process's priority, whatever becomes of the request
- * threads'. */
+ * by reads alone are written after API_TOUCH_FLUSH_MS. */
 static void *writer_main(void *arg)
 {
 	struct api_core *c = arg;
