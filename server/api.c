@@ -1,19 +1,16 @@
 /* api.c - branchsyncd's endpoints (see api.h and docs/API.md). Requests
  * read through a pool of reader connections, each request in one read
- * transaction; pushes are written by one writer thread, by group commit,
- * on the one write connection. */
+ * transaction; pushes go to the writer (writer.h). */
 #include "api.h"
 
 #include <inttypes.h>
 #include <pthread.h>
-#include <semaphore.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <sodium.h>
@@ -30,6 +27,7 @@
 #include "request.h"
 #include "statedigest.h"
 #include "wire.h"
+#include "writer.h"
 #include "zbuf.h"
 
 #define API_CONTENT_TYPE "application/x-branchsync"
@@ -42,13 +40,9 @@
  * takes at most TRANSPORT_MAX_BODY of it compressed. */
 #define API_ROWS_MAX (64u << 20)
 
-/* Largest group: sets of the pushes one commit takes at most. */
-#define API_GROUP_MAX_SETS 2000
-/* Contact times noted by reads wait at most this long for a write. */
-#define API_TOUCH_FLUSH_MS 1000
-/* Reader connections per online core: reads are CPU work, and a request
- * waiting for a reader is better than one more thread taking turns on the
- * cores (the writer among them). */
+/* Reader connections per online core: as many as branchsyncd serve's
+ * threads (main.c), so that a request does not wait for one; with a
+ * thread per connection, more requests than readers wait their turn. */
 #define API_READERS_PER_CORE 16
 
 struct api_core;
@@ -106,34 +100,14 @@ struct api_reader {
 	struct api_reader *next_idle, *next;
 };
 
-/* A push waiting for its group's commit. */
-struct api_job {
-	struct ingest_item *items;
-	size_t n;
-	struct ingest_outcome *outs; /* OUT */
-	struct checkpoint cp;	     /* OUT: signed after the group */
-	int failed;
-	struct err why;		     /* when failed */
-	sem_t done;		     /* posted by the writer */
-	struct api_job *next;
-};
-
 /* Shared by every request. */
 struct api_core {
 	struct api *root;
 	struct ingest *ingest;	  /* over root's store and log */
+	struct writer *writer;	  /* root's store's connection */
 	struct http_server *http;
-	/* the write connection: one transaction at a time */
-	pthread_mutex_t write_lock;
-	/* the queue of pushes */
-	pthread_mutex_t lock;
-	pthread_cond_t work;	  /* to the writer: a push is queued */
-	/* the readers */
 	pthread_mutex_t readers_lock;
 	pthread_cond_t reader_free;
-	struct api_job *head, *tail;
-	pthread_t writer;
-	int writing, stop;	  /* the writer runs; it is to stop */
 	struct api_reader *idle, *readers; /* readers: all, for api_free */
 	unsigned nreaders, max_readers;
 	atomic_uint_fast64_t accepted, duplicate, refused;
@@ -145,7 +119,6 @@ struct caller {
 	struct store_device dev;
 };
 
-static void *writer_main(void *arg);
 static int readers_open(struct api_core *c, struct err *e);
 
 int api_new(struct store *s, struct api **out, struct err *e)
@@ -165,26 +138,14 @@ int api_new(struct store *s, struct api **out, struct err *e)
 	a->core = c;
 	c->root = a;
 	c->max_readers = API_READERS_PER_CORE * (cores > 0 ? (unsigned)cores : 1);
-	pthread_mutex_init(&c->write_lock, NULL);
-	pthread_mutex_init(&c->lock, NULL);
 	pthread_mutex_init(&c->readers_lock, NULL);
 	pthread_cond_init(&c->reader_free, NULL);
-	pthread_cond_init(&c->work, NULL);
 	if (store_upgrade(s, e) || srvlog_open(s, &a->log, e) ||
-	    ingest_new(s, a->log, &c->ingest, e)) {
+	    ingest_new(s, a->log, &c->ingest, e) || readers_open(c, e) ||
+	    writer_new(s, a->log, c->ingest, &c->writer, e)) {
 		api_free(a);
 		return -1;
 	}
-	if (readers_open(c, e)) {
-		api_free(a);
-		return -1;
-	}
-	if (pthread_create(&c->writer, NULL, writer_main, c) != 0) {
-		err_set(e, ERR_INVALID, "cannot start the writer thread");
-		api_free(a);
-		return -1;
-	}
-	c->writing = 1;
 	*out = a;
 	return 0;
 }
@@ -200,39 +161,24 @@ static void reader_free(struct api_reader *r)
 	mem_free(r);
 }
 
-static int touch_flush(struct api_core *c, struct err *e);
-
 void api_free(struct api *a)
 {
 	struct api_core *c;
 	struct api_reader *r;
-	struct err e;
 
 	if (!a)
 		return;
 	c = a->core;
-	if (c->writing) {
-		pthread_mutex_lock(&c->lock);
-		c->stop = 1;
-		pthread_cond_signal(&c->work);
-		pthread_mutex_unlock(&c->lock);
-		pthread_join(c->writer, NULL);
-	}
-	err_init(&e);
-	/* the last contact times; the http server is stopped already */
-	if (c->ingest && touch_flush(c, &e))
-		fprintf(stderr, "branchsyncd: %s\n", e.msg);
+	/* after the http server stopped: no push is coming */
+	writer_free(c->writer);
 	while ((r = c->readers)) {
 		c->readers = r->next;
 		reader_free(r);
 	}
 	ingest_free(c->ingest);
 	srvlog_free(a->log);
-	pthread_mutex_destroy(&c->write_lock);
-	pthread_mutex_destroy(&c->lock);
 	pthread_mutex_destroy(&c->readers_lock);
 	pthread_cond_destroy(&c->reader_free);
-	pthread_cond_destroy(&c->work);
 	mem_free(c);
 	mem_free(a);
 }
@@ -720,195 +666,6 @@ static int post_body(const struct http_request *req,
 	}
 }
 
-/* ---- the write connection ---- */
-
-/* Takes the writer and begins a transaction on it, the log reloaded (an
- * admin command may have appended from another process). The writer's
- * store and log are c->root's. */
-static int write_begin(struct api_core *c, struct err *e)
-{
-	struct api *w = c->root;
-
-	pthread_mutex_lock(&c->write_lock);
-	if (replica_begin(w->s->r, e) == 0 && srvlog_reload(w->log, e) == 0)
-		return 0;
-	replica_rollback(w->s->r);
-	pthread_mutex_unlock(&c->write_lock);
-	return -1;
-}
-
-/* Rolls back and lets the writer go. */
-static void write_abort(struct api_core *c)
-{
-	struct api *w = c->root;
-	struct err e;
-
-	err_init(&e);
-	replica_rollback(w->s->r);
-	ingest_rolled_back(c->ingest);
-	srvlog_reload(w->log, &e);
-	pthread_mutex_unlock(&c->write_lock);
-}
-
-/* Commits (durably: synchronous=FULL) and lets the writer go; on failure
- * rolls back. */
-static int write_commit(struct api_core *c, struct err *e)
-{
-	if (replica_commit(c->root->s->r, e) == 0) {
-		pthread_mutex_unlock(&c->write_lock);
-		return 0;
-	}
-	write_abort(c);
-	return -1;
-}
-
-/* Writes the contact times noted so far in a transaction of their own. */
-static int touch_flush(struct api_core *c, struct err *e)
-{
-	if (!store_touch_pending_since(c->root->s))
-		return 0;
-	if (write_begin(c, e))
-		return -1;
-	if (store_touch_flush(c->root->s, e)) {
-		write_abort(c);
-		return -1;
-	}
-	return write_commit(c, e);
-}
-
-/* Contact times noted by reads alone would wait for the next push; a
- * second is long enough. */
-static int touch_flush_due(struct api_core *c, struct err *e)
-{
-	int64_t since = store_touch_pending_since(c->root->s);
-
-	if (!since || (int64_t)clock_wall_ms() - since < API_TOUCH_FLUSH_MS)
-		return 0;
-	return touch_flush(c, e);
-}
-
-/* Commits one group of pushes: each in its own savepoint (one that fails
- * internally is answered 500, the others go on), the contact times noted,
- * one checkpoint over them all, then one commit, the only fsync the group
- * waits for. Nobody is answered before it returns. */
-static void group_run(struct api_core *c, struct api_job *group)
-{
-	struct api *w = c->root;
-	struct api_job *j;
-	struct checkpoint cp;
-	struct err e;
-	int64_t now;
-
-	err_init(&e);
-	if (write_begin(c, &e))
-		goto fail_all;
-	now = (int64_t)clock_wall_ms();
-	for (j = group; j; j = j->next) {
-		err_init(&e);
-		if (ingest_batch(c->ingest, j->items, j->n, now, j->outs,
-				 &e) == 0)
-			continue;
-		j->failed = 1;
-		j->why = e;
-		/* a failure that ended the transaction fails the group */
-		if (sqlite3_get_autocommit(w->s->r->db)) {
-			write_abort(c);
-			goto fail_all;
-		}
-	}
-	err_init(&e);
-	if (store_touch_flush(w->s, &e) ||
-	    srvlog_checkpoint(w->log, (int64_t)clock_wall_ms(), &cp, &e)) {
-		write_abort(c);
-		goto fail_all;
-	}
-	if (write_commit(c, &e))
-		goto fail_all;
-	for (j = group; j; j = j->next)
-		j->cp = cp;
-	return;
-fail_all:
-	for (j = group; j; j = j->next)
-		if (!j->failed) {
-			j->failed = 1;
-			j->why = e;
-		}
-}
-
-/* Queues a push for the next group commit and returns once it is
- * committed (or failed). */
-static void group_commit(struct api_core *c, struct api_job *j)
-{
-	/* a semaphore of its own: hundreds of pushes answered at once do
-	 * not queue for one mutex, nor hold up the writer's next turn */
-	sem_init(&j->done, 0, 0);
-	j->next = NULL;
-	pthread_mutex_lock(&c->lock);
-	if (c->tail)
-		c->tail->next = j;
-	else
-		c->head = j;
-	c->tail = j;
-	pthread_cond_signal(&c->work);
-	pthread_mutex_unlock(&c->lock);
-	while (sem_wait(&j->done) != 0)
-		; /* EINTR */
-	sem_destroy(&j->done);
-}
-
-/* The writer: each turn takes every push queued by then into one group,
- * so that while a group commits the next one gathers. Contact times noted
- * by reads alone are written after API_TOUCH_FLUSH_MS. One thread of its
- * own, at the process's priority, whatever becomes of the request
- * threads'. */
-static void *writer_main(void *arg)
-{
-	struct api_core *c = arg;
-	struct api_job *group, *last, *k;
-	struct timespec until;
-	struct err e;
-	size_t sets;
-
-	pthread_mutex_lock(&c->lock);
-	for (;;) {
-		if (!c->head && !c->stop) {
-			clock_gettime(CLOCK_REALTIME, &until);
-			until.tv_sec += API_TOUCH_FLUSH_MS / 1000;
-			pthread_cond_timedwait(&c->work, &c->lock, &until);
-		}
-		if (!c->head) {
-			if (c->stop)
-				break;
-			pthread_mutex_unlock(&c->lock);
-			err_init(&e);
-			if (touch_flush_due(c, &e))
-				fprintf(stderr, "branchsyncd: cannot write contact "
-					"times: %s\n", e.msg);
-			pthread_mutex_lock(&c->lock);
-			continue;
-		}
-		group = last = c->head;
-		sets = group->n;
-		while (last->next && sets + last->next->n <= API_GROUP_MAX_SETS) {
-			last = last->next;
-			sets += last->n;
-		}
-		c->head = last->next;
-		if (!c->head)
-			c->tail = NULL;
-		last->next = NULL;
-		pthread_mutex_unlock(&c->lock);
-		group_run(c, group);
-		for (k = group; k; k = last) {
-			last = k->next;
-			sem_post(&k->done); /* k belongs to its thread again */
-		}
-		pthread_mutex_lock(&c->lock);
-	}
-	pthread_mutex_unlock(&c->lock);
-	return NULL;
-}
-
 /* ---- endpoints ---- */
 
 static void get_challenge(struct api *a, struct http_response *resp)
@@ -1311,7 +1068,7 @@ static void post_push(struct api *a, const struct http_request *req,
 	const uint8_t **sets = NULL;
 	size_t *lens = NULL;
 	uint8_t *compact = NULL;
-	struct api_job job;
+	struct checkpoint cp;
 	struct buf inflated, b, full;
 	const uint8_t *body;
 	size_t len, n = 0, i;
@@ -1358,25 +1115,21 @@ static void post_push(struct api *a, const struct http_request *req,
 	ingest_prepare(items, n, n >= 8 ? 0 : 1);
 	if (compact_unverified(compact, items, n, resp))
 		goto cleanup;
-	memset(&job, 0, sizeof job);
-	job.items = items;
-	job.n = n;
-	job.outs = outs;
-	group_commit(a->core, &job);
-	if (job.failed) {
-		fail(resp, 500, "%s", job.why.msg);
+	err_init(&e);
+	if (writer_push(a->core->writer, items, n, outs, &cp, &e)) {
+		fail(resp, 500, "%s", e.msg);
 		goto cleanup;
 	}
 	frame_stream_begin(&b);
 	for (i = 0; i < n; i++)
 		count_outcome(a, &outs[i]);
-	if (put_push_answer(a, &b, one_receipt, outs, n, &job.cp)) {
+	if (put_push_answer(a, &b, one_receipt, outs, n, &cp)) {
 		fail(resp, 500, "cannot sign the receipts");
 		goto cleanup;
 	}
 	/* the device's last checkpoint to this one, so that a sync needs no
 	 * separate consistency request */
-	if (put_push_proof(a, &b, known, &job.cp, &e)) {
+	if (put_push_proof(a, &b, known, &cp, &e)) {
 		fail(resp, 500, "%s", e.msg);
 		goto cleanup;
 	}
@@ -1582,7 +1335,7 @@ static void post_enroll(struct api *a, const struct http_request *req,
 		     : "this device is already enrolled");
 		goto cleanup;
 	}
-	if (write_begin(c, &e)) {
+	if (writer_begin(c->writer, &e)) {
 		fail(resp, 500, "%s", e.msg);
 		goto cleanup;
 	}
@@ -1593,7 +1346,7 @@ static void post_enroll(struct api *a, const struct http_request *req,
 		struct err ce;
 
 		err_init(&ce);
-		write_commit(c, &ce);
+		writer_commit(c->writer, &ce);
 		fail(resp, 403, "%s", e.msg);
 		goto cleanup;
 	}
@@ -1604,11 +1357,11 @@ static void post_enroll(struct api *a, const struct http_request *req,
 	    srvlog_checkpoint(w->log, (int64_t)clock_wall_ms(), &cp, &e) ||
 	    srvlog_entry(w->log, index, &entry, &e) ||
 	    srvlog_inclusion(w->log, index, cp.size, &path, &e)) {
-		write_abort(c);
+		writer_abort(c->writer);
 		fail(resp, 500, "%s", e.msg);
 		goto cleanup;
 	}
-	if (write_commit(c, &e)) {
+	if (writer_commit(c->writer, &e)) {
 		fail(resp, 500, "%s", e.msg);
 		goto cleanup;
 	}
