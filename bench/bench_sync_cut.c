@@ -74,6 +74,23 @@ static void ids_load(const char *db_path)
 		benchsync_die("%s holds %d members, not %d", db_path, i, EDITS);
 }
 
+/* 1,000 one-cell edits on db, one put command each: a phone number of
+ * `prefix` and seven digits for each of the first 1,000 members. */
+static void put_edits(const char *db, const char *prefix)
+{
+	struct benchsync_run r;
+	char value[32];
+	int i;
+
+	for (i = 0; i < EDITS; i++) {
+		snprintf(value, sizeof value, "phone=%s%07d", prefix, i);
+		r = benchsync_bs("put", "--db", db, "members", "--id", ids[i],
+				 value, NULL);
+		benchsync_expect_ok(&r, "branchsync put");
+		benchsync_run_free(&r);
+	}
+}
+
 int main(int argc, char **argv)
 {
 	static const char *const bad[] = { "--rate", RATE_ARG,
@@ -83,10 +100,9 @@ int main(int argc, char **argv)
 	struct benchsync_wire wa, wb, ca, cb;
 	char a[BENCHSYNC_PATH], a2[BENCHSYNC_PATH], b[BENCHSYNC_PATH];
 	char c[BENCHSYNC_PATH], csv[BENCHSYNC_PATH], srvdb[BENCHSYNC_PATH];
-	char value[32];
 	double t, ideal;
 	long long doubled, changed, before;
-	int i, tries_a, tries_b, tries;
+	int tries_a, tries_b, tries;
 
 	benchsync_start(argc > 1 ? argv[1] : "/tmp", "bench-sync-cut");
 	benchsync_server_start(&s, "srv", 1);
@@ -109,26 +125,18 @@ int main(int argc, char **argv)
 	r = benchsync_sync(a2);
 	benchsync_run_free(&r);
 
-	/* 1,000 one-cell edits, one put command each, on a and on its twin */
-	for (i = 0; i < EDITS; i++) {
-		snprintf(value, sizeof value, "phone=1380%07d", i);
-		r = benchsync_bs("put", "--db", a, "members", "--id", ids[i],
-				 value, NULL);
-		benchsync_expect_ok(&r, "branchsync put");
-		benchsync_run_free(&r);
-		snprintf(value, sizeof value, "phone=1390%07d", i);
-		r = benchsync_bs("put", "--db", a2, "members", "--id", ids[i],
-				 value, NULL);
-		benchsync_expect_ok(&r, "branchsync put");
-		benchsync_run_free(&r);
-	}
-
-	/* the clean link first: a2 pushes, c pulls; b takes a2's edits
-	 * too, off the clock, so that its pull below is a's alone */
+	/* the clean link first: a's twin a2 makes the same 1,000 one-cell
+	 * edits, one put command each, and pushes them; c pulls them. a and
+	 * b take them too, off the clock, so that below a only pushes and b
+	 * only pulls a's own. */
+	put_edits(a2, "1390");
 	sync_until_done(&s, a2, NULL, &tries, &ca);
 	sync_until_done(&s, c, NULL, &tries, &cb);
+	r = benchsync_sync(a);
+	benchsync_run_free(&r);
 	r = benchsync_sync(b);
 	benchsync_run_free(&r);
+	put_edits(a, "1380");
 	before = benchsync_db_int(b, "SELECT count(*) FROM bs_applied");
 	t = sync_until_done(&s, a, bad, &tries_a, &wa);
 	t += sync_until_done(&s, b, bad, &tries_b, &wb);

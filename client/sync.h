@@ -22,7 +22,7 @@
 /* A push batch holds at most this many change sets, and stops adding more
  * once this many bytes of change sets are in it (so one set larger than
  * that still goes, alone). */
-#define SYNC_PUSH_COUNT 1000
+#define SYNC_PUSH_COUNT 500
 #define SYNC_PUSH_BYTES (1u << 20)
 /* Entries asked for per pull page (the server also stops near 1 MiB). */
 #define SYNC_PULL_LIMIT 500
