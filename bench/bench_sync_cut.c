@@ -15,8 +15,6 @@
 
 #include "benchsync.h"
 
-#include <sqlite3.h>
-
 #define EDITS 1000
 #define RATE 8000         /* bytes/s each way: 64 kbit/s */
 #define RATE_ARG "8000"
@@ -53,26 +51,6 @@ static double sync_until_done(const struct benchsync_server *s,
 }
 
 static char ids[EDITS][33];
-
-static void ids_load(const char *db_path)
-{
-	sqlite3 *db = NULL;
-	sqlite3_stmt *st = NULL;
-	int i = 0;
-
-	if (sqlite3_open_v2(db_path, &db, SQLITE_OPEN_READONLY, NULL) !=
-		    SQLITE_OK ||
-	    sqlite3_prepare_v2(db, "SELECT id FROM members ORDER BY id", -1,
-			       &st, NULL) != SQLITE_OK)
-		benchsync_die("cannot read the members of %s", db_path);
-	while (i < EDITS && sqlite3_step(st) == SQLITE_ROW)
-		snprintf(ids[i++], sizeof ids[0], "%s",
-			 (const char *)sqlite3_column_text(st, 0));
-	sqlite3_finalize(st);
-	sqlite3_close(db);
-	if (i != EDITS)
-		benchsync_die("%s holds %d members, not %d", db_path, i, EDITS);
-}
 
 /* 1,000 one-cell edits on db, one put command each: a phone number of
  * `prefix` and seven digits for each of the first 1,000 members. */
@@ -115,7 +93,7 @@ int main(int argc, char **argv)
 	r = benchsync_bs("import-csv", "--db", a, "members", csv, NULL);
 	benchsync_expect_ok(&r, "branchsync import-csv");
 	benchsync_run_free(&r);
-	ids_load(a);
+	benchsync_member_ids(a, ids, EDITS);
 	r = benchsync_sync(a);
 	benchsync_run_free(&r);
 	r = benchsync_sync(b);

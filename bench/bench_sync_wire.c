@@ -20,27 +20,6 @@
 
 static char ids[MEMBERS][33]; /* the members' ids: what the edits change */
 
-static void ids_load(const char *db_path)
-{
-	sqlite3 *db = NULL;
-	sqlite3_stmt *st = NULL;
-	int i = 0;
-
-	if (sqlite3_open_v2(db_path, &db, SQLITE_OPEN_READONLY, NULL) !=
-		    SQLITE_OK ||
-	    sqlite3_prepare_v2(db, "SELECT id FROM members ORDER BY id", -1,
-			       &st, NULL) != SQLITE_OK)
-		benchsync_die("cannot read the members of %s", db_path);
-	while (i < MEMBERS && sqlite3_step(st) == SQLITE_ROW)
-		snprintf(ids[i++], sizeof ids[0], "%s",
-			 (const char *)sqlite3_column_text(st, 0));
-	sqlite3_finalize(st);
-	sqlite3_close(db);
-	if (i != MEMBERS)
-		benchsync_die("%s holds %d members, not %d", db_path, i,
-			      MEMBERS);
-}
-
 /* Total bytes of the pending change sets; with `body`, also of their
  * SQLite session bodies alone. */
 static long long pending_bytes(const char *db_path, long long *body)
@@ -128,7 +107,7 @@ int main(int argc, char **argv)
 	r = benchsync_bs("import-csv", "--db", a, "members", csv, NULL);
 	benchsync_expect_ok(&r, "branchsync import-csv");
 	benchsync_run_free(&r);
-	ids_load(a);
+	benchsync_member_ids(a, ids, MEMBERS);
 	r = benchsync_sync(a);
 	benchsync_run_free(&r);
 	r = benchsync_sync(b);

@@ -542,6 +542,26 @@ void benchsync_point(const char *db_path, int port)
 	sqlite3_close(db);
 }
 
+void benchsync_member_ids(const char *db_path, char (*ids)[33], int n)
+{
+	sqlite3 *db = NULL;
+	sqlite3_stmt *st = NULL;
+	int i = 0;
+
+	if (sqlite3_open_v2(db_path, &db, SQLITE_OPEN_READONLY, NULL) !=
+		    SQLITE_OK ||
+	    sqlite3_prepare_v2(db, "SELECT id FROM members ORDER BY id", -1,
+			       &st, NULL) != SQLITE_OK)
+		benchsync_die("cannot read the members of %s", db_path);
+	while (i < n && sqlite3_step(st) == SQLITE_ROW)
+		snprintf(ids[i++], 33, "%s",
+			 (const char *)sqlite3_column_text(st, 0));
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	if (i != n)
+		benchsync_die("%s holds %d members, not %d", db_path, i, n);
+}
+
 long long benchsync_db_int(const char *db_path, const char *sql)
 {
 	sqlite3 *db = db_open(db_path);

@@ -103,6 +103,10 @@ void benchsync_members_csv(const char *path, long first, long n);
  * file), as an integer. */
 long long benchsync_db_int(const char *db, const char *sql);
 
+/* The ids of the first n members of a replica, in id order, into ids
+ * (32 hex digits and a NUL each); dies unless there are n. */
+void benchsync_member_ids(const char *db, char (*ids)[33], int n);
+
 double benchsync_median(double *v, int n);
 /* One figure as a JSON line on stdout (scripts/bench.sh reads them);
  * baseline_name NULL prints a null baseline and ratio. */
