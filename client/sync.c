@@ -13,11 +13,11 @@
 #include <sqlite3.h>
 
 #include "answer.h"
-#include "config.h"
 #include "bundle.h"
 #include "changeset.h"
 #include "cli.h"
 #include "clock.h"
+#include "config.h"
 #include "cscompact.h"
 #include "hlc.h"
 #include "logentry.h"
@@ -402,7 +402,6 @@ static int sync_batch_fill(struct sync *s, struct sync_batch *b,
 			   struct err *e)
 {
 	size_t max = sync_push_count();
-
 	sqlite3_stmt *st = NULL;
 	int step = SQLITE_DONE, rc = -1;
 
@@ -440,24 +439,21 @@ static int sync_batch_fill(struct sync *s, struct sync_batch *b,
 		}
 		b->seq[b->n] = sqlite3_column_int64(st, 0);
 		memcpy(b->id[b->n], sqlite3_column_blob(st, 1), HASH_BYTES);
-		if (!b->relay) {
-			if (sync_put_own(s, b, sqlite3_column_blob(st, 2), n,
-					 e))
-				goto cleanup;
-		} else {
+		if (b->relay) {
+			/* relayed sets go whole: compact is for our own */
 			frame_put(&b->body, FRAME_CHANGESET,
 				  sqlite3_column_blob(st, 2), n);
-		}
-		if (b->relay) {
 			memcpy(b->after_author, sqlite3_column_blob(st, 3),
 			       SIGN_PUBLIC_BYTES);
 			b->after_seq = b->seq[b->n];
+		} else if (sync_put_own(s, b, sqlite3_column_blob(st, 2), n,
+					e)) {
+			goto cleanup;
 		}
 		b->bytes += n;
 		b->n++;
 	}
-	if (b->n < max && step != SQLITE_ROW &&
-	    step != SQLITE_DONE) {
+	if (b->n < max && step != SQLITE_ROW && step != SQLITE_DONE) {
 		err_set(e, ERR_INVALID, "database error: %s",
 			sqlite3_errmsg(s->r->db));
 		goto cleanup;
