@@ -1,7 +1,7 @@
 /* fuzz_push.c - libFuzzer target for the server's push-body parsing path
  * without its database: the frame stream reader, the change set decoder,
- * the compact change set expander, and merge_check's walk of an untrusted SQLite changeset body with
- * SQLite's own iterator (the input's first byte picks which: a push body,
+ * the compact change set expander, and merge_check's walk of an untrusted
+ * SQLite changeset body (the input's first byte picks which: a push body,
  * or a raw changeset body under a fixed envelope). Nothing may crash, leak
  * or read out of bounds, whatever the bytes. */
 #include <stdint.h>
