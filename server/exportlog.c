@@ -1,6 +1,7 @@
 /* exportlog.c - the auditor's export of the whole log (see exportlog.h). */
 #include "exportlog.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -8,15 +9,49 @@
 #include "digest.h"
 #include "frame.h"
 #include "fsutil.h"
+#include "schema.h"
 #include "srvlog.h"
 #include "statedigest.h"
 #include "wire.h"
 
-/* The export is built in memory up to this size (about three million
- * typical change sets); beyond it the command fails rather than swap. */
-#define EXPORT_MAX ((size_t)2 << 30)
+/* Frames are gathered up to this many bytes, then written out: the file
+ * can be far larger than memory. */
+#define EXPORT_CHUNK ((size_t)1 << 20)
 
-static int put_entries(struct store *s, struct buf *b, uint64_t size,
+/* The export file being written, and the frames not yet in it. */
+struct export_out {
+	struct fsutil_atomic file;
+	struct buf b;    /* holds EXPORT_CHUNK plus the largest frame */
+	struct buf row;  /* one row hash frame's payload */
+	const char *table;
+	struct err *e;   /* where a row hash that failed says why */
+};
+
+static int out_flush(struct export_out *o, size_t above, struct err *e)
+{
+	if (o->b.status) {
+		err_set(e, ERR_INVALID, "an export frame is too large");
+		return -1;
+	}
+	if (o->b.len <= above)
+		return 0;
+	if (fsutil_atomic_write(&o->file, o->b.data, o->b.len)) {
+		err_set(e, ERR_INVALID, "cannot write the export: %s",
+			strerror(errno));
+		return -1;
+	}
+	buf_reset(&o->b);
+	return 0;
+}
+
+static int out_frame(struct export_out *o, unsigned type, const void *p,
+		     size_t len, struct err *e)
+{
+	frame_put(&o->b, type, p, len);
+	return out_flush(o, EXPORT_CHUNK, e);
+}
+
+static int put_entries(struct store *s, struct export_out *o, uint64_t size,
 		       struct err *e)
 {
 	sqlite3_stmt *st = NULL;
@@ -36,7 +71,13 @@ static int put_entries(struct store *s, struct buf *b, uint64_t size,
 		wire_put_varint(&f, (uint64_t)sqlite3_column_int64(st, 0));
 		buf_append(&f, sqlite3_column_blob(st, 1),
 			   (size_t)sqlite3_column_bytes(st, 1));
-		frame_put(b, FRAME_ENTRY, f.data, f.len);
+		if (f.status) {
+			err_set(e, ERR_INVALID, "log entry %lld is too large",
+				(long long)sqlite3_column_int64(st, 0));
+			goto cleanup;
+		}
+		if (out_frame(o, FRAME_ENTRY, f.data, f.len, e))
+			goto cleanup;
 	}
 	if (step != SQLITE_DONE) {
 		err_set(e, ERR_INVALID, "cannot read the log: %s",
@@ -50,16 +91,77 @@ cleanup:
 	return rc;
 }
 
+/* digest_row_hashes' callback: one unsigned ROWHASH frame per row; stops
+ * the walk with o->e set when the frame cannot be written. */
+static int put_row_hash(void *ctx, const char *id, const char *branch_id,
+			const uint8_t hash[HASH_BYTES])
+{
+	struct export_out *o = ctx;
+
+	buf_reset(&o->row);
+	digest_rowhash_encode(&o->row, o->table, id, branch_id, hash);
+	if (o->row.status) {
+		err_set(o->e, ERR_INVALID, "a row of table %s has an id too "
+			"long to export", o->table);
+		return 1;
+	}
+	return out_frame(o, FRAME_ROWHASH, o->row.data, o->row.len, o->e) != 0;
+}
+
+static int put_rows(struct store *s, struct export_out *o, struct err *e)
+{
+	size_t i;
+
+	o->e = e;
+	for (i = 0; i < schema_table_count(); i++) {
+		o->table = schema_table_at(i)->name;
+		if (digest_row_hashes(s->r->db, o->table, put_row_hash, o, e) ||
+		    e->kind != ERR_OK)
+			return -1;
+	}
+	return 0;
+}
+
+/* The export's first frames: the server's key and origin. */
+static int put_meta(struct store *s, struct export_out *o, struct err *e)
+{
+	struct buf meta;
+	int rc;
+
+	buf_init(&meta, 512);
+	buf_append(&meta, s->pk, SIGN_PUBLIC_BYTES);
+	wire_put_blob(&meta, s->origin, strlen(s->origin));
+	frame_stream_begin(&o->b);
+	rc = meta.status ? -1 : out_frame(o, FRAME_META, meta.data, meta.len,
+					  e);
+	if (meta.status)
+		err_set(e, ERR_INVALID, "the server's origin is too long");
+	buf_release(&meta);
+	return rc;
+}
+
+static int put_checkpoint(struct export_out *o, const struct checkpoint *cp,
+			  struct err *e)
+{
+	uint8_t cpb[CHECKPOINT_SIGNED_MAX];
+
+	memcpy(cpb, cp->raw, cp->raw_len);
+	memcpy(cpb + cp->raw_len, cp->sig, SIGN_BYTES);
+	return out_frame(o, FRAME_CHECKPOINT, cpb, cp->raw_len + SIGN_BYTES,
+			 e);
+}
+
 int exportlog_write(struct store *s, const char *path, struct err *e)
 {
 	struct srvlog *log = NULL;
 	struct checkpoint cp;
 	struct statedigest sd;
-	struct buf b, meta, sb;
-	int rc = -1;
+	struct export_out o;
+	struct buf sb;
+	int rc = -1, open = 0;
 
-	buf_init(&b, EXPORT_MAX);
-	buf_init(&meta, 512);
+	buf_init(&o.b, EXPORT_CHUNK + LOGENTRY_MAX + 64);
+	buf_init(&o.row, 1 << 20);
 	buf_init(&sb, STATEDIGEST_SIGNED_MAX);
 	/* one read transaction: entries, checkpoint, digest and row
 	 * hashes agree */
@@ -76,38 +178,36 @@ int exportlog_write(struct store *s, const char *path, struct err *e)
 		err_set(e, ERR_INVALID, "cannot sign the state digest");
 		goto cleanup;
 	}
-	buf_append(&meta, s->pk, SIGN_PUBLIC_BYTES);
-	wire_put_blob(&meta, s->origin, strlen(s->origin));
-	frame_stream_begin(&b);
-	frame_put(&b, FRAME_META, meta.data, meta.len);
-	if (put_entries(s, &b, srvlog_size(log), e))
-		goto cleanup;
-	{
-		uint8_t cpb[CHECKPOINT_SIGNED_MAX];
-		memcpy(cpb, cp.raw, cp.raw_len);
-		memcpy(cpb + cp.raw_len, cp.sig, SIGN_BYTES);
-		frame_put(&b, FRAME_CHECKPOINT, cpb, cp.raw_len + SIGN_BYTES);
-	}
-	frame_put(&b, FRAME_DIGEST, sb.data, sb.len);
-	/* unsigned: they only say where a failed digest differs */
-	if (digest_put_rows(s->r->db, &b, e))
-		goto cleanup;
-	frame_stream_end(&b);
-	if (b.status) {
-		err_set(e, ERR_INVALID, "the log is too large to export at once");
+	if (fsutil_atomic_open(&o.file, path, 0600)) {
+		err_set(e, ERR_INVALID, "cannot write %s: %s", path,
+			strerror(errno));
 		goto cleanup;
 	}
-	if (fsutil_write_atomic(path, b.data, b.len, 0600)) {
-		err_set(e, ERR_INVALID, "cannot write %s", path);
+	open = 1;
+	if (put_meta(s, &o, e) || put_entries(s, &o, srvlog_size(log), e) ||
+	    put_checkpoint(&o, &cp, e) ||
+	    out_frame(&o, FRAME_DIGEST, sb.data, sb.len, e) ||
+	    /* unsigned: they only say where a failed digest differs */
+	    put_rows(s, &o, e))
+		goto cleanup;
+	frame_stream_end(&o.b);
+	if (out_flush(&o, 0, e))
+		goto cleanup;
+	open = 0;
+	if (fsutil_atomic_commit(&o.file)) {
+		err_set(e, ERR_INVALID, "cannot write %s: %s", path,
+			strerror(errno));
 		goto cleanup;
 	}
 	rc = 0;
 cleanup:
+	if (open)
+		fsutil_atomic_abort(&o.file);
 	if (!sqlite3_get_autocommit(s->r->db))
 		sqlite3_exec(s->r->db, "COMMIT", NULL, NULL, NULL);
 	srvlog_free(log);
-	buf_release(&b);
-	buf_release(&meta);
+	buf_release(&o.b);
+	buf_release(&o.row);
 	buf_release(&sb);
 	return rc;
 }

@@ -43,40 +43,86 @@ static int sync_parent(const char *path)
 	return rc;
 }
 
-int fsutil_write_atomic(const char *path, const void *data, size_t len,
-			unsigned mode)
+int fsutil_atomic_open(struct fsutil_atomic *w, const char *path,
+		       unsigned mode)
 {
-	size_t tlen = strlen(path) + 16;
-	char *tmp = mem_alloc(tlen);
-	int fd = -1, rc = -1, saved;
+	size_t tlen = strlen(path) + 32;
 
-	if (!tmp) {
+	w->fd = -1;
+	w->path = mem_strdup(path);
+	w->tmp = mem_alloc(tlen);
+	if (!w->path || !w->tmp) {
+		fsutil_atomic_abort(w);
 		errno = ENOMEM;
 		return -1;
 	}
-	snprintf(tmp, tlen, "%s.tmp%ld", path, (long)getpid());
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
-	if (fd < 0)
-		goto cleanup;
-	if (write_full(fd, data, len) || fsync(fd))
-		goto cleanup;
-	if (close(fd)) {
-		fd = -1;
+	snprintf(w->tmp, tlen, "%s.tmp%ld", path, (long)getpid());
+	w->fd = open(w->tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+	if (w->fd < 0) {
+		int saved = errno;
+
+		mem_free(w->path);
+		mem_free(w->tmp);
+		w->path = w->tmp = NULL;
+		errno = saved;
+		return -1;
+	}
+	return 0;
+}
+
+int fsutil_atomic_write(struct fsutil_atomic *w, const void *data,
+			size_t len)
+{
+	return write_full(w->fd, data, len);
+}
+
+void fsutil_atomic_abort(struct fsutil_atomic *w)
+{
+	int saved = errno;
+
+	if (w->fd >= 0) {
+		close(w->fd);
+		w->fd = -1;
+	}
+	if (w->tmp)
+		unlink(w->tmp);
+	mem_free(w->tmp);
+	mem_free(w->path);
+	w->tmp = w->path = NULL;
+	errno = saved;
+}
+
+int fsutil_atomic_commit(struct fsutil_atomic *w)
+{
+	int rc = -1, fd = w->fd;
+
+	w->fd = -1;
+	if (fsync(fd)) {
+		close(fd);
 		goto cleanup;
 	}
-	fd = -1;
-	if (rename(tmp, path))
+	if (close(fd) || rename(w->tmp, w->path))
 		goto cleanup;
-	rc = sync_parent(path);
+	mem_free(w->tmp);
+	w->tmp = NULL;
+	rc = sync_parent(w->path);
 cleanup:
-	saved = errno;
-	if (fd >= 0)
-		close(fd);
-	if (rc)
-		unlink(tmp);
-	mem_free(tmp);
-	errno = saved;
+	fsutil_atomic_abort(w);
 	return rc;
+}
+
+int fsutil_write_atomic(const char *path, const void *data, size_t len,
+			unsigned mode)
+{
+	struct fsutil_atomic w;
+
+	if (fsutil_atomic_open(&w, path, mode))
+		return -1;
+	if (fsutil_atomic_write(&w, data, len)) {
+		fsutil_atomic_abort(&w);
+		return -1;
+	}
+	return fsutil_atomic_commit(&w);
 }
 
 int fsutil_read_all(const char *path, size_t max, uint8_t **out, size_t *len)

@@ -14,6 +14,7 @@
  * boundaries. */
 #include <check.h>
 #include <fcntl.h>
+#include <glob.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1386,6 +1387,50 @@ START_TEST(many_changesets)
 }
 END_TEST
 
+/* An export larger than the server gathers in memory at once (1 MiB):
+ * written out piece by piece, it is still one whole, auditable file, and
+ * no temporary file is left beside it. */
+START_TEST(large_export_streams)
+{
+	char db[HARNESS_PATH], csv[HARNESS_PATH], file[HARNESS_PATH];
+	char pattern[HARNESS_PATH + 8];
+	struct harness_run r;
+	struct stat sb;
+	glob_t g;
+	FILE *f;
+	int i;
+	const int n = 12000;
+
+	device("big", "branch", "b1", db, sizeof db);
+	harness_path(csv, sizeof csv, "members.csv");
+	f = fopen(csv, "w");
+	ck_assert_ptr_nonnull(f);
+	fprintf(f, "branch_id,name,phone,status,away_city\n");
+	for (i = 0; i < n; i++)
+		fprintf(f, "b1,Member number %06d of the branch,1380013%04d,"
+			"away,Shenzhen district %d\n", i, i % 10000, i % 97);
+	ck_assert_int_eq(fclose(f), 0);
+	harness_import(db, "members", csv);
+	sync_code(db, 0);
+
+	harness_path(file, sizeof file, "big.bin");
+	export(file);
+	ck_assert_int_eq(stat(file, &sb), 0);
+	ck_assert_msg(sb.st_size > 2 * (1 << 20), "export of %lld bytes",
+		      (long long)sb.st_size);
+	ck_assert_int_eq(sb.st_mode & 0777, 0600);
+	r = harness_bs("audit", "--log", file, "--json", NULL);
+	harness_expect_code(&r, 0);
+	ck_assert_int_eq(harness_json_int(r.out, "members"), n);
+	ck_assert_ptr_nonnull(strstr(r.out, "\"equal\":true"));
+	harness_run_free(&r);
+	ck_assert_int_eq(snprintf(pattern, sizeof pattern, "%s.tmp*", file) <
+			 (int)sizeof pattern, 1);
+	ck_assert_int_eq(glob(pattern, 0, NULL, &g), GLOB_NOMATCH);
+	globfree(&g);
+}
+END_TEST
+
 static Suite *audit_suite(void)
 {
 	Suite *s = suite_create("audit");
@@ -1405,6 +1450,7 @@ static Suite *audit_suite(void)
 	tcase_add_test(tc, revoked_write_resigned_caught);
 	tcase_add_test(tc, forked_log_caught);
 	tcase_add_test(tc, many_changesets);
+	tcase_add_test(tc, large_export_streams);
 	suite_add_tcase(s, tc);
 	return s;
 }
