@@ -1298,54 +1298,73 @@ cleanup:
 	return rc;
 }
 
-static void post_enroll(struct api *a, const struct http_request *req,
-			struct http_response *resp, struct caller *who)
+/* The frames answering an enrollment logged at `index`: the signed
+ * enrollment, the server's key and origin, its log entry, the checkpoint
+ * cp and the entry's inclusion in it. Reads through the writer's log
+ * (the caller holds the writer). */
+static int enroll_answer(struct api *a, uint64_t index,
+			 const struct checkpoint *cp, struct buf *b,
+			 struct err *e)
 {
-	char token[65], name[ENROLLMENT_NAME_MAX + 1], scope[ENROLLMENT_SCOPE_MAX + 1];
-	enum enrollment_role role;
-	struct buf inflated, b, entry, meta;
-	const uint8_t *body;
-	uint8_t *signed_en = NULL;
-	size_t len, en_len = 0;
-	uint64_t index;
-	struct checkpoint cp;
+	struct api *w = a->core->root;
 	struct merkle_path path;
-	struct store_device known;
-	struct api_core *c = a->core;
-	struct api *w = c->root;
-	struct err e;
-	int found;
+	struct logentry le;
+	struct buf entry, meta;
+	int rc = -1;
 
-	err_init(&e);
-	buf_init(&inflated, API_MAX_BODY);
-	buf_init(&b, 1 << 20);
 	buf_init(&entry, LOGENTRY_MAX);
 	buf_init(&meta, 512);
-	if (post_body(req, resp, &inflated, &body, &len))
+	if (srvlog_entry(w->log, index, &entry, e) ||
+	    srvlog_inclusion(w->log, index, cp->size, &path, e))
 		goto cleanup;
-	if (parse_enroll_body(body, len, token, name)) {
-		fail(resp, 400, "an enroll body is one META frame with the token "
-		     "and the device name");
-		goto cleanup;
-	}
-	found = store_device_get(a->s, who->key, &known, &e);
-	read_end(a);
-	if (found) {
-		fail(resp, found < 0 ? 500 : 409, "%s", found < 0 ? e.msg
-		     : "this device is already enrolled");
+	if (logentry_decode(entry.data, entry.len, &le) != BS_OK ||
+	    le.kind != LOGENTRY_ENROLLMENT) {
+		err_set(e, ERR_INVALID, "log entry %llu is not an enrollment",
+			(unsigned long long)index);
 		goto cleanup;
 	}
+	buf_append(&meta, a->s->pk, SIGN_PUBLIC_BYTES);
+	wire_put_blob(&meta, a->s->origin, strlen(a->s->origin));
+	frame_stream_begin(b);
+	frame_put(b, FRAME_ENROLLMENT, le.payload, le.payload_len);
+	frame_put(b, FRAME_META, meta.data, meta.len);
+	put_entry_frame(b, index, entry.data, entry.len);
+	put_checkpoint_frame(b, cp);
+	put_proof_frame(b, PROOF_INCLUSION, index, cp->size, &path);
+	rc = 0;
+cleanup:
+	buf_release(&entry);
+	buf_release(&meta);
+	return rc;
+}
+
+/* Logs the enrollment of a new device with `token` into b's answer.
+ * Answers the failure itself and returns -1 when it fails. */
+static int enroll_new(struct api *a, struct http_response *resp,
+		      struct caller *who, const char *token, const char *name,
+		      struct buf *b)
+{
+	char scope[ENROLLMENT_SCOPE_MAX + 1];
+	enum enrollment_role role;
+	struct api_core *c = a->core;
+	struct api *w = c->root;
+	struct checkpoint cp;
+	uint8_t *signed_en = NULL;
+	size_t en_len = 0;
+	uint64_t index;
+	struct err e, ce;
+	int rc = -1;
+
+	err_init(&e);
+	err_init(&ce);
 	if (writer_begin(c->writer, &e)) {
 		fail(resp, 500, "%s", e.msg);
-		goto cleanup;
+		return -1;
 	}
 	/* the token is spent in its own commit: a failure later must not
 	 * make it reusable */
 	if (store_token_use(w->s, token, (int64_t)clock_wall_ms(), who->key,
 			    &role, scope, &e)) {
-		struct err ce;
-
-		err_init(&ce);
 		writer_commit(c->writer, &ce);
 		fail(resp, 403, "%s", e.msg);
 		goto cleanup;
@@ -1355,8 +1374,7 @@ static void post_enroll(struct api *a, const struct http_request *req,
 			  (int64_t)clock_wall_ms(), &signed_en, &en_len, &index,
 			  &e) ||
 	    srvlog_checkpoint(w->log, (int64_t)clock_wall_ms(), &cp, &e) ||
-	    srvlog_entry(w->log, index, &entry, &e) ||
-	    srvlog_inclusion(w->log, index, cp.size, &path, &e)) {
+	    enroll_answer(a, index, &cp, b, &e)) {
 		writer_abort(c->writer);
 		fail(resp, 500, "%s", e.msg);
 		goto cleanup;
@@ -1365,21 +1383,77 @@ static void post_enroll(struct api *a, const struct http_request *req,
 		fail(resp, 500, "%s", e.msg);
 		goto cleanup;
 	}
-	buf_append(&meta, a->s->pk, SIGN_PUBLIC_BYTES);
-	wire_put_blob(&meta, a->s->origin, strlen(a->s->origin));
-	frame_stream_begin(&b);
-	frame_put(&b, FRAME_ENROLLMENT, signed_en, en_len);
-	frame_put(&b, FRAME_META, meta.data, meta.len);
-	put_entry_frame(&b, index, entry.data, entry.len);
-	put_checkpoint_frame(&b, &cp);
-	put_proof_frame(&b, PROOF_INCLUSION, index, cp.size, &path);
-	send_frames(req, resp, &b);
+	rc = 0;
 cleanup:
 	mem_free(signed_en);
+	return rc;
+}
+
+/* The same answer again for a device that enrolled with this token and
+ * lost the answer on the way (a cut link): the request is signed with
+ * the device's key, so only that device gets it. */
+static int enroll_again(struct api *a, struct http_response *resp,
+			const struct store_device *known, struct buf *b)
+{
+	struct api_core *c = a->core;
+	struct checkpoint cp;
+	struct err e, ce;
+	int rc;
+
+	err_init(&e);
+	err_init(&ce);
+	if (writer_begin(c->writer, &e)) {
+		fail(resp, 500, "%s", e.msg);
+		return -1;
+	}
+	rc = srvlog_checkpoint_get(c->root->log, -1, &cp, &e) ||
+	     enroll_answer(a, (uint64_t)known->enroll_idx, &cp, b, &e) ? -1 : 0;
+	writer_commit(c->writer, &ce);
+	if (rc)
+		fail(resp, 500, "%s", e.msg);
+	return rc;
+}
+
+static void post_enroll(struct api *a, const struct http_request *req,
+			struct http_response *resp, struct caller *who)
+{
+	char token[65], name[ENROLLMENT_NAME_MAX + 1];
+	struct buf inflated, b;
+	const uint8_t *body;
+	size_t len;
+	struct store_device known;
+	struct err e;
+	int found, spent = 0;
+
+	err_init(&e);
+	buf_init(&inflated, API_MAX_BODY);
+	buf_init(&b, 1 << 20);
+	if (post_body(req, resp, &inflated, &body, &len))
+		goto cleanup;
+	if (parse_enroll_body(body, len, token, name)) {
+		fail(resp, 400, "an enroll body is one META frame with the token "
+		     "and the device name");
+		goto cleanup;
+	}
+	found = store_device_get(a->s, who->key, &known, &e);
+	if (found > 0 && known.revoke_idx < 0)
+		spent = store_token_spent_by(a->s, token, who->key, &e);
+	read_end(a);
+	if (found < 0 || spent < 0) {
+		fail(resp, 500, "%s", e.msg);
+		goto cleanup;
+	}
+	if (found && !spent) {
+		fail(resp, 409, "this device is already enrolled");
+		goto cleanup;
+	}
+	if (found ? enroll_again(a, resp, &known, &b)
+		  : enroll_new(a, resp, who, token, name, &b))
+		goto cleanup;
+	send_frames(req, resp, &b);
+cleanup:
 	buf_release(&inflated);
 	buf_release(&b);
-	buf_release(&entry);
-	buf_release(&meta);
 }
 
 static void get_digest(struct api *a, const struct http_request *req,

@@ -637,15 +637,13 @@ int store_token_make(struct store *s, enum enrollment_role role,
 	return rc;
 }
 
-int store_token_use(struct store *s, const char *hex, int64_t now_ms,
-		    const uint8_t device[SIGN_PUBLIC_BYTES],
-		    enum enrollment_role *role,
-		    char scope[ENROLLMENT_SCOPE_MAX + 1], struct err *e)
+/* The stored hash of a token given as hex; -1 with ERR_INVALID if the hex
+ * is not a token. */
+static int token_hash(const char *hex, uint8_t hash[HASH_BYTES],
+		      struct err *e)
 {
-	uint8_t token[32], hash[HASH_BYTES];
+	uint8_t token[32];
 	size_t n = 0;
-	sqlite3_stmt *st = NULL;
-	int rc = -1;
 
 	if (strlen(hex) != 64 ||
 	    sodium_hex2bin(token, sizeof token, hex, 64, NULL, &n, NULL) ||
@@ -655,6 +653,20 @@ int store_token_use(struct store *s, const char *hex, int64_t now_ms,
 		return -1;
 	}
 	hash_sha256(hash, token, sizeof token, NULL, 0);
+	return 0;
+}
+
+int store_token_use(struct store *s, const char *hex, int64_t now_ms,
+		    const uint8_t device[SIGN_PUBLIC_BYTES],
+		    enum enrollment_role *role,
+		    char scope[ENROLLMENT_SCOPE_MAX + 1], struct err *e)
+{
+	uint8_t hash[HASH_BYTES];
+	sqlite3_stmt *st = NULL;
+	int rc = -1;
+
+	if (token_hash(hex, hash, e))
+		return -1;
 	if (sqlite3_prepare_v2(s->r->db,
 			       "UPDATE srv_tokens SET used_ms=?2, device=?3"
 			       " WHERE hash=?1 AND used_ms IS NULL"
@@ -676,6 +688,34 @@ int store_token_use(struct store *s, const char *hex, int64_t now_ms,
 	}
 	sqlite3_finalize(st);
 	return rc;
+}
+
+int store_token_spent_by(struct store *s, const char *hex,
+			 const uint8_t device[SIGN_PUBLIC_BYTES],
+			 struct err *e)
+{
+	uint8_t hash[HASH_BYTES];
+	sqlite3_stmt *st = NULL;
+	struct err ignored;
+	int step;
+
+	err_init(&ignored);
+	if (token_hash(hex, hash, &ignored))
+		return 0;
+	if (sqlite3_prepare_v2(s->r->db,
+			       "SELECT 1 FROM srv_tokens WHERE hash=?1"
+			       " AND used_ms IS NOT NULL AND device=?2",
+			       -1, &st, NULL) != SQLITE_OK)
+		return db_error(s, "reading a token", e);
+	sqlite3_bind_blob(st, 1, hash, HASH_BYTES, SQLITE_STATIC);
+	sqlite3_bind_blob(st, 2, device, SIGN_PUBLIC_BYTES, SQLITE_STATIC);
+	step = sqlite3_step(st);
+	sqlite3_finalize(st);
+	if (step == SQLITE_ROW)
+		return 1;
+	if (step == SQLITE_DONE)
+		return 0;
+	return db_error(s, "reading a token", e);
 }
 
 /* ---- challenges in memory ---- */

@@ -122,6 +122,13 @@ int store_token_use(struct store *s, const char *hex, int64_t now_ms,
 		    enum enrollment_role *role, char scope[ENROLLMENT_SCOPE_MAX + 1],
 		    struct err *e);
 
+/* 1 if the token (hex) was spent enrolling `device` (so that device may
+ * ask for its enrollment again after losing the answer), 0 if not
+ * (malformed, unknown, unused, or spent by another device), -1 with e set
+ * on a database error. */
+int store_token_spent_by(struct store *s, const char *hex,
+			 const uint8_t device[SIGN_PUBLIC_BYTES],
+			 struct err *e);
 /* One-time request challenges (protocol/request.h), kept in memory and
  * shared by a store and its readers (thread-safe): a restart forgets them,
  * and so does STORE_CHALLENGES_MAX newer ones. make never fails. */

@@ -276,6 +276,71 @@ START_TEST(enroll_rules)
 }
 END_TEST
 
+/* The enrollment's answer lost on the way (the copy taken before enrolling
+ * stands for a device that never saw it): the same device asks again with
+ * the same token and gets the same enrollment; no other device can, and a
+ * fresh token is not spent on an enrolled device. */
+START_TEST(enroll_answer_lost)
+{
+	char a[400], lost[400], lost2[400], b[400], tok[HARNESS_HEX_KEY + 1];
+	char tok2[HARNESS_HEX_KEY + 1], url[64];
+	struct harness_run r;
+	const char *idx_sql = "SELECT enroll_idx FROM bs_authors WHERE"
+			      " role='branch' AND scope='b1'";
+
+	server_url(url, sizeof url);
+	harness_path(a, sizeof a, "a.db");
+	harness_path(lost, sizeof lost, "lost.db");
+	harness_path(lost2, sizeof lost2, "lost2.db");
+	harness_path(b, sizeof b, "b.db");
+	harness_device_init(a, NULL);
+	harness_device_init(b, NULL);
+	harness_copy_file(a, lost);
+	harness_copy_file(a, lost2);
+	harness_token(&srv, "branch", "b1", tok);
+	r = harness_bs("enroll", "--db", a, "--server", url, "--token", tok,
+		       "--server-key", srv.key, NULL);
+	harness_expect_code(&r, 0);
+	harness_run_free(&r);
+
+	/* the same key, the same token: the same enrollment again */
+	r = harness_bs("enroll", "--db", lost, "--server", url, "--token", tok,
+		       "--server-key", srv.key, NULL);
+	harness_expect_code(&r, 0);
+	harness_run_free(&r);
+	ck_assert_int_eq(harness_db_int(lost, idx_sql),
+			 harness_db_int(a, idx_sql));
+	ck_assert_int_eq(harness_db_int(lost, "SELECT count(*) FROM bs_settings"
+					      " WHERE key='role' AND"
+					      " value='branch'"),
+			 1);
+	/* and it works: the device writes and syncs */
+	harness_put(lost, NULL, "members", "name=Li Lei", NULL);
+	r = harness_bs("sync", "--db", lost, NULL);
+	harness_expect_code(&r, 0);
+	harness_run_free(&r);
+
+	/* another device with that token: refused */
+	r = harness_bs("enroll", "--db", b, "--server", url, "--token", tok,
+		       "--server-key", srv.key, NULL);
+	harness_expect_code(&r, 2);
+	ck_assert_ptr_nonnull(strstr(r.err, "refused the token"));
+	harness_run_free(&r);
+
+	/* the enrolled key with a fresh token: refused, the token unspent */
+	harness_token(&srv, "branch", "b1", tok2);
+	r = harness_bs("enroll", "--db", lost2, "--server", url, "--token",
+		       tok2, "--server-key", srv.key, NULL);
+	harness_expect_code(&r, 2);
+	ck_assert_ptr_nonnull(strstr(r.err, "already enrolled"));
+	harness_run_free(&r);
+	r = harness_bs("enroll", "--db", b, "--server", url, "--token", tok2,
+		       "--server-key", srv.key, NULL);
+	harness_expect_code(&r, 0);
+	harness_run_free(&r);
+}
+END_TEST
+
 /* ---- convergence and scope ---- */
 
 START_TEST(converge_within_scope)
@@ -1120,6 +1185,7 @@ static Suite *sync_suite(void)
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_set_timeout(tc, 300);
 	tcase_add_test(tc, enroll_rules);
+	tcase_add_test(tc, enroll_answer_lost);
 	tcase_add_test(tc, converge_within_scope);
 	tcase_add_test(tc, concurrent_edit_listed_on_both);
 	tcase_add_test(tc, server_down_loses_nothing);
