@@ -125,6 +125,7 @@ static double captured_inserts(const char *path, const struct member *m,
 	t0 = now_s();
 	if (capture_begin(r, &signer, &c, &e) || records_new(r->db, &rs, &e))
 		goto fail;
+	records_set_capture(rs, c);
 	for (i = 0; i < ROWS; i++) {
 		records_row_init(&row, t);
 		if (records_row_set(&row, "branch_id", m[i].branch, strlen(m[i].branch), &e) ||
