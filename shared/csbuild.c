@@ -14,10 +14,14 @@
 
 #include <string.h>
 
+#include "mem.h"
+
 #define CSBUILD_OP_INSERT 0x12
 #define CSBUILD_INTEGER 1
 #define CSBUILD_TEXT 3
 #define CSBUILD_NULL 5
+/* A record up to this size is put together on the stack. */
+#define CSBUILD_RECORD_LOCAL 1024
 
 void csbuild_init(struct csbuild *b, size_t max)
 {
@@ -96,31 +100,57 @@ static void add_header(struct buf *out, const struct schema_table *t)
 	buf_append(out, t->name, strlen(t->name) + 1);
 }
 
-static void add_value(struct buf *out, const struct schema_value *v)
+/* Bytes of the INSERT record of vals (ncol values); lens[i] gets the
+ * length of each text. */
+static size_t record_size(const struct schema_value *const *vals,
+			  size_t ncol, size_t *lens)
 {
-	uint8_t be[8];
-	uint64_t u;
-	size_t i, n;
+	uint8_t scratch[9];
+	size_t i, n = 2;
 
-	switch (v->kind) {
-	case SCHEMA_VALUE_INT:
-		u = (uint64_t)v->i;
-		for (i = 8; i-- > 0;) {
-			be[i] = (uint8_t)u;
-			u >>= 8;
+	for (i = 0; i < ncol; i++) {
+		if (vals[i]->kind == SCHEMA_VALUE_INT) {
+			n += 9;
+		} else if (vals[i]->kind == SCHEMA_VALUE_TEXT) {
+			lens[i] = strlen(vals[i]->text);
+			n += 1 + put_varint(scratch, lens[i]) + lens[i];
+		} else {
+			n += 1;
 		}
-		buf_append_u8(out, CSBUILD_INTEGER);
-		buf_append(out, be, sizeof be);
-		break;
-	case SCHEMA_VALUE_TEXT:
-		n = strlen(v->text);
-		buf_append_u8(out, CSBUILD_TEXT);
-		add_varint(out, n);
-		buf_append(out, v->text, n);
-		break;
-	default:
-		buf_append_u8(out, CSBUILD_NULL);
-		break;
+	}
+	return n;
+}
+
+/* Writes the INSERT record of vals to p (record_size bytes). */
+static void record_write(uint8_t *p, const struct schema_value *const *vals,
+			 size_t ncol, const size_t *lens)
+{
+	uint64_t u;
+	size_t i, k;
+
+	*p++ = CSBUILD_OP_INSERT;
+	*p++ = 0; /* not indirect */
+	for (i = 0; i < ncol; i++) {
+		switch (vals[i]->kind) {
+		case SCHEMA_VALUE_INT:
+			*p++ = CSBUILD_INTEGER;
+			u = (uint64_t)vals[i]->i;
+			for (k = 8; k-- > 0;) {
+				p[k] = (uint8_t)u;
+				u >>= 8;
+			}
+			p += 8;
+			break;
+		case SCHEMA_VALUE_TEXT:
+			*p++ = CSBUILD_TEXT;
+			p += put_varint(p, lens[i]);
+			memcpy(p, vals[i]->text, lens[i]);
+			p += lens[i];
+			break;
+		default:
+			*p++ = CSBUILD_NULL;
+			break;
+		}
 	}
 }
 
@@ -150,21 +180,27 @@ enum bs_status csbuild_insert(struct csbuild *b, size_t tidx,
 			      const struct schema_value *const *vals)
 {
 	const struct schema_table *t = schema_table_at(tidx);
+	uint8_t local[CSBUILD_RECORD_LOCAL], *rec = local;
+	size_t lens[CSBUILD_MAX_COLUMNS], n, ncol, was;
 	struct buf *out;
-	size_t i, was;
 	enum bs_status st;
 
 	if (!t || tidx >= CSBUILD_MAX_TABLES ||
 	    t->ncolumns + 2 > CSBUILD_MAX_COLUMNS)
 		return BS_EINVALID;
+	ncol = t->ncolumns + 2;
 	out = &b->table[tidx];
 	was = out->len;
+	/* one append per row: a row of long texts needs a bigger scratch */
+	n = record_size(vals, ncol, lens);
+	if (n > sizeof local && !(rec = mem_alloc(n)))
+		return BS_ENOMEM;
+	record_write(rec, vals, ncol, lens);
 	if (was == 0)
 		add_header(out, t);
-	buf_append_u8(out, CSBUILD_OP_INSERT);
-	buf_append_u8(out, 0);
-	for (i = 0; i < t->ncolumns + 2; i++)
-		add_value(out, vals[i]);
+	buf_append(out, rec, n);
+	if (rec != local)
+		mem_free(rec);
 	st = out->status;
 	if (st != BS_OK) {
 		/* drop the partial record: b stays as it was */
