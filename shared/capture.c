@@ -1,6 +1,8 @@
 /* capture.c - every local write transaction becomes signed change sets in
- * the outbox, atomically with the data (see capture.h). The device's chain
- * state lives in settings: 'seq' (last sequence), 'head' (last id), 'hlc'. */
+ * the outbox, atomically with the data (see capture.h): records_insert's
+ * rows through csbuild.c, all else through an SQLite session, combined at
+ * the cut. The device's chain state lives in settings: 'seq' (last
+ * sequence), 'head' (last id), 'hlc'. */
 #include "capture.h"
 
 #include <limits.h>
@@ -16,10 +18,11 @@
 
 /* How far ahead of our wall clock an adopted stamp may be. */
 #define CAPTURE_MAX_DRIFT_MS (10 * 60 * 1000)
-/* The page cache (KiB) while capturing. At the cut the session reads back
- * every row written, in hash order: a 20,000-row import's table and index
- * pages must stay cached, or they are spilled to the WAL and read back one
- * by one (SQLite's default is 2 MiB). Restored when capture ends. */
+/* The page cache (KiB) while capturing: a 20,000-row import's table, index,
+ * clock and outbox pages must stay cached until the commit, or they are
+ * spilled to the WAL mid-transaction and read back (SQLite's default is 2
+ * MiB); the session also reads back the rows it recorded at the cut.
+ * Restored when capture ends. */
 #define CAPTURE_CACHE_KIB 16384
 
 struct capture {
