@@ -1,6 +1,6 @@
 /* bench_capture.c - capture cost: 20,000 member rows written through the
- * real write path (validation, capture, signing, outbox, per
- * cell clocks, one transaction) beside plain SQLite inserts of the same rows
+ * real write path (validation, capture, signing, outbox, per cell clocks,
+ * one transaction) beside plain SQLite inserts of the same rows
  * into the same tables with the same durability, measured in the same run.
  * Prints one JSON object per figure on stdout (scripts/bench.sh reads it).
  * Not a test: it asserts nothing about time. */
