@@ -17,9 +17,9 @@
 #include "mem.h"
 
 #define CSBUILD_OP_INSERT 0x12
-#define CSBUILD_INTEGER 1
-#define CSBUILD_TEXT 3
-#define CSBUILD_NULL 5
+#define CSBUILD_INTEGER	  1
+#define CSBUILD_TEXT	  3
+#define CSBUILD_NULL	  5
 /* A record up to this size is put together on the stack. */
 #define CSBUILD_RECORD_LOCAL 1024
 
@@ -102,8 +102,8 @@ static void add_header(struct buf *out, const struct schema_table *t)
 
 /* Bytes of the INSERT record of vals (ncol values); lens[i] gets the
  * length of each text. */
-static size_t record_size(const struct schema_value *const *vals,
-			  size_t ncol, size_t *lens)
+static size_t record_size(const struct schema_value *const *vals, size_t ncol,
+			  size_t *lens)
 {
 	uint8_t scratch[9];
 	size_t i, n = 2;
@@ -170,7 +170,7 @@ int csbuild_fits(const struct schema_table *t,
 		if (k == SCHEMA_VALUE_NULL)
 			continue;
 		if (k != (t->columns[i].type == SCHEMA_INT ? SCHEMA_VALUE_INT
-							     : SCHEMA_VALUE_TEXT))
+							   : SCHEMA_VALUE_TEXT))
 			return 0;
 	}
 	return 1;

@@ -18,14 +18,14 @@
 
 /* Record tables the builder can hold (the schema has fewer), and columns
  * per table (csbody's limit). */
-#define CSBUILD_MAX_TABLES 16
+#define CSBUILD_MAX_TABLES  16
 #define CSBUILD_MAX_COLUMNS 64
 
 /* Rows inserted since the last csbuild_reset, one buffer per table so that
  * each table's records stay together under one header. */
 struct csbuild {
 	struct buf table[CSBUILD_MAX_TABLES]; /* header, then the INSERTs */
-	struct buf joined;                    /* csbuild_body's, if several */
+	struct buf joined;		      /* csbuild_body's, if several */
 	size_t rows;
 };
 
