@@ -5,7 +5,6 @@
  * sequence), 'head' (last id), 'hlc'. */
 #include "capture.h"
 
-#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 
