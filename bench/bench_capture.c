@@ -1,6 +1,6 @@
 /* bench_capture.c - capture cost: 20,000 member rows written through the
- * real write path (validation, SQLite session capture, signing, outbox, per
- * cell clocks, one transaction) beside plain SQLite inserts of the same rows
+ * real write path (validation, capture, signing, outbox, per cell clocks,
+ * one transaction) beside plain SQLite inserts of the same rows
  * into the same tables with the same durability, measured in the same run.
  * Prints one JSON object per figure on stdout (scripts/bench.sh reads it).
  * Not a test: it asserts nothing about time. */
@@ -125,6 +125,7 @@ static double captured_inserts(const char *path, const struct member *m,
 	t0 = now_s();
 	if (capture_begin(r, &signer, &c, &e) || records_new(r->db, &rs, &e))
 		goto fail;
+	records_set_capture(rs, c);
 	for (i = 0; i < ROWS; i++) {
 		records_row_init(&row, t);
 		if (records_row_set(&row, "branch_id", m[i].branch, strlen(m[i].branch), &e) ||

@@ -470,8 +470,10 @@ static int import_run(const struct cli_command *cmd, int argc, char **argv)
 	im.idn = &idn;
 	/* Locked from the first lookup to the commit: what the checks saw is
 	 * what the writes change. */
-	if (capture_begin(r, &idn.signer, &cap, &e) ||
-	    import_read(&im, &rd, &e) ||
+	if (capture_begin(r, &idn.signer, &cap, &e))
+		goto cleanup;
+	records_set_capture(im.rs, cap);
+	if (import_read(&im, &rd, &e) ||
 	    import_write_all(&im, cap, &sets, &e) ||
 	    capture_commit(cap, &count, &e))
 		goto cleanup;

@@ -245,6 +245,7 @@ static int put_run(const struct cli_command *cmd, int argc, char **argv)
 	    records_new(r->db, &rs, &e) ||
 	    capture_begin(r, &idn.signer, &cap, &e))
 		goto cleanup;
+	records_set_capture(rs, cap);
 	if (id) {
 		if (put_update(r, rs, &idn, id, &row, &e))
 			goto cleanup;

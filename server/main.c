@@ -399,8 +399,10 @@ static int add_branch(struct store *s, const struct branch_args *b,
 					       strlen(vals[i]), e))
 			goto cleanup;
 	if (capture_begin(s->r, &signer, &c, e) || srvlog_open(s, &log, e) ||
-	    ingest_new(s, log, &in, e) || records_new(s->r->db, &rec, e) ||
-	    records_insert(rec, b->id, &row, e) || capture_cut(c, &count, e) ||
+	    ingest_new(s, log, &in, e) || records_new(s->r->db, &rec, e))
+		goto cleanup;
+	records_set_capture(rec, c);
+	if (records_insert(rec, b->id, &row, e) || capture_cut(c, &count, e) ||
 	    ingest_own_outbox(in, (int64_t)clock_wall_ms(), e) ||
 	    srvlog_checkpoint(log, (int64_t)clock_wall_ms(), &cp, e) ||
 	    capture_commit(c, &count, e))

@@ -1,12 +1,15 @@
 /* capture.c - every local write transaction becomes signed change sets in
- * the outbox, atomically with the data (see capture.h). The device's chain
- * state lives in settings: 'seq' (last sequence), 'head' (last id), 'hlc'. */
+ * the outbox, atomically with the data (see capture.h): records_insert's
+ * rows through csbuild.c, all else through an SQLite session, combined at
+ * the cut. The device's chain state lives in settings: 'seq' (last
+ * sequence), 'head' (last id), 'hlc'. */
 #include "capture.h"
 
 #include <stdio.h>
 #include <string.h>
 
 #include "changeset.h"
+#include "csbuild.h"
 #include "hlc.h"
 #include "mem.h"
 #include "merge.h"
@@ -14,16 +17,19 @@
 
 /* How far ahead of our wall clock an adopted stamp may be. */
 #define CAPTURE_MAX_DRIFT_MS (10 * 60 * 1000)
-/* The page cache (KiB) while capturing. At the cut the session reads back
- * every row written, in hash order: a 20,000-row import's table and index
- * pages must stay cached, or they are spilled to the WAL and read back one
- * by one (SQLite's default is 2 MiB). Restored when capture ends. */
+/* The page cache (KiB) while capturing: a 20,000-row import's table, index,
+ * clock and outbox pages must stay cached until the commit, or they are
+ * spilled to the WAL mid-transaction and read back (SQLite's default is 2
+ * MiB); the session also reads back the rows it recorded at the cut.
+ * Restored when capture ends. */
 #define CAPTURE_CACHE_KIB 16384
 
 struct capture {
 	struct replica *r;
 	const struct capture_signer *signer;
 	sqlite3_session *session;
+	struct csbuild built;     /* rows records_insert reported */
+	int broken;               /* a reported row was lost: roll back */
 	struct merge *merge;
 	struct hlc clock;
 	int64_t seq;
@@ -133,6 +139,7 @@ int capture_begin(struct replica *r, const struct capture_signer *signer,
 	}
 	c->r = r;
 	c->signer = signer;
+	csbuild_init(&c->built, CHANGESET_MAX_BODY);
 	if (cache_raise(c, e) || replica_begin(r, e))
 		goto fail;
 	c->open = 1;
@@ -260,30 +267,83 @@ cleanup:
 	return rc;
 }
 
+static int too_large(struct err *e)
+{
+	err_set(e, ERR_INVALID, "this write is too large for one change set "
+		"(limit %u bytes); split it into smaller ones",
+		CHANGESET_MAX_BODY);
+	return -1;
+}
+
+/* The body of this cut from the session's changeset (slen bytes at ses)
+ * and the builder's inserts: either alone as it is, or both combined by a
+ * changegroup, the builder's first, since every row it holds was inserted
+ * before the session recorded anything (capture_insert_start): an INSERT
+ * then an UPDATE of one row become one INSERT, an INSERT then a DELETE
+ * nothing, as the session itself would have written. *body points into
+ * ses, the builder, or *grouped (sqlite3_free). */
+static int cut_body(struct capture *c, void *ses, int slen, void **grouped,
+		    const uint8_t **body, size_t *len, struct err *e)
+{
+	sqlite3_changegroup *g = NULL;
+	const uint8_t *built;
+	size_t blen;
+	int glen = 0, rc = -1;
+	enum bs_status st = csbuild_body(&c->built, &built, &blen);
+
+	*grouped = NULL;
+	if (st == BS_ELIMIT)
+		return too_large(e);
+	if (st != BS_OK) {
+		err_set(e, ERR_INVALID, "out of memory");
+		return -1;
+	}
+	*body = blen ? built : ses;
+	*len = blen ? blen : (size_t)slen;
+	if (blen == 0 || slen == 0)
+		return 0;
+	if (sqlite3changegroup_new(&g) != SQLITE_OK ||
+	    sqlite3changegroup_add(g, (int)blen, (void *)built) != SQLITE_OK ||
+	    sqlite3changegroup_add(g, slen, ses) != SQLITE_OK ||
+	    sqlite3changegroup_output(g, &glen, grouped) != SQLITE_OK) {
+		err_set(e, ERR_INVALID, "cannot combine the recorded changes");
+		goto cleanup;
+	}
+	*body = *grouped;
+	*len = (size_t)glen;
+	rc = 0;
+cleanup:
+	sqlite3changegroup_delete(g);
+	return rc;
+}
+
 /* capture_cut; `again`: go on recording afterwards. */
 static int cut(struct capture *c, int *count, int again, struct err *e)
 {
-	void *body = NULL;
-	int len = 0, rc = -1;
+	void *ses = NULL, *grouped = NULL;
+	const uint8_t *body = NULL;
+	size_t len = 0;
+	int slen = 0, rc = -1;
 	uint64_t floor = 0;
 	char scope[CHANGESET_SCOPE_MAX + 1];
 
 	*count = 0;
-	if (!c->session) {
+	if (!c->session || c->broken) {
 		err_set(e, ERR_INVALID, "this capture failed earlier and can "
 			"only be rolled back");
 		return -1;
 	}
-	if (sqlite3session_changeset(c->session, &len, &body) != SQLITE_OK) {
+	if (sqlite3session_changeset(c->session, &slen, &ses) != SQLITE_OK) {
 		err_set(e, ERR_INVALID, "cannot collect the recorded changes");
 		goto cleanup;
 	}
 	/* what follows writes only bookkeeping: nothing left to record */
 	sqlite3session_delete(c->session);
 	c->session = NULL;
+	if (cut_body(c, ses, slen, &grouped, &body, &len, e))
+		goto cleanup;
 	if (len > 0) {
-		if (merge_clock_floor(c->merge, body, (size_t)len, &floor, scope,
-				      e))
+		if (merge_clock_floor(c->merge, body, len, &floor, scope, e))
 			goto cleanup;
 		if (c->signer->scope_only &&
 		    strcmp(scope, c->signer->scope_only) != 0) {
@@ -292,14 +352,59 @@ static int cut(struct capture *c, int *count, int again, struct err *e)
 				c->signer->scope_only, scope);
 			goto cleanup;
 		}
-		if (sign_and_store(c, body, (size_t)len, scope, floor, e))
+		if (sign_and_store(c, body, len, scope, floor, e))
 			goto cleanup;
 		*count = 1;
 	}
+	csbuild_reset(&c->built);
 	rc = again ? session_start(c, e) : 0;
 cleanup:
-	sqlite3_free(body);
+	sqlite3_free(ses);
+	sqlite3_free(grouped);
 	return rc;
+}
+
+/* The index of t in the schema, or schema_table_count(). */
+static size_t table_index(const struct schema_table *t)
+{
+	size_t i;
+
+	for (i = 0; i < schema_table_count(); i++)
+		if (schema_table_at(i) == t)
+			return i;
+	return i;
+}
+
+int capture_insert_start(struct capture *c, const struct schema_table *t,
+			 const struct schema_value *const *vals)
+{
+	/* Once the session holds a change, a later insert must be ordered
+	 * after it, which only the session itself can do (see cut_body). */
+	if (!c->session || c->broken || !sqlite3session_isempty(c->session) ||
+	    table_index(t) == schema_table_count() || !csbuild_fits(t, vals))
+		return 0;
+	sqlite3session_enable(c->session, 0);
+	return 1;
+}
+
+int capture_insert_end(struct capture *c, const struct schema_table *t,
+		       const struct schema_value *const *vals, int inserted,
+		       struct err *e)
+{
+	enum bs_status st;
+
+	sqlite3session_enable(c->session, 1);
+	if (!inserted)
+		return 0;
+	st = csbuild_insert(&c->built, table_index(t), vals);
+	if (st == BS_OK)
+		return 0;
+	/* the row is in the table but in no change set */
+	c->broken = 1;
+	if (st == BS_ELIMIT)
+		return too_large(e);
+	err_set(e, ERR_INVALID, "out of memory");
+	return -1;
 }
 
 int capture_cut(struct capture *c, int *count, struct err *e)
@@ -323,6 +428,7 @@ void capture_free(struct capture *c)
 		return;
 	if (c->session)
 		sqlite3session_delete(c->session);
+	csbuild_release(&c->built);
 	merge_free(c->merge);
 	if (c->open)
 		replica_rollback(c->r);

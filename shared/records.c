@@ -1,7 +1,8 @@
 /* records.c - validated row writes and reads on the record tables (see
  * records.h). Statements are prepared once per table (per column set for
  * updates) and kept, so a 20,000-row import prepares a handful. Not for
- * capture or merge: the caller brackets these writes. */
+ * merge: the caller brackets these writes in a capture, which an insert
+ * tells what it stored. */
 #include "records.h"
 
 #include <stdio.h>
@@ -10,6 +11,7 @@
 #include <sodium.h>
 
 #include "buf.h"
+#include "capture.h"
 #include "mem.h"
 
 #define RECORDS_SQL_MAX 8192
@@ -35,6 +37,7 @@ struct records {
 	size_t ntables;
 	struct records_update *updates;
 	size_t nupdates, cap;
+	struct capture *capture;   /* records_set_capture's, or NULL */
 };
 
 static int records_nomem(struct err *e)
@@ -178,6 +181,11 @@ void records_free(struct records *rs)
 	mem_free(rs->tables);
 	mem_free(rs->updates);
 	mem_free(rs);
+}
+
+void records_set_capture(struct records *rs, struct capture *c)
+{
+	rs->capture = c;
 }
 
 /* ---- SQL text, from schema names only ---- */
@@ -463,12 +471,12 @@ int records_insert(struct records *rs, const char *id,
 {
 	const struct schema_table *t = row->table;
 	const struct schema_value *bind[RECORDS_MAX_COLUMNS];
-	struct schema_value defs[RECORDS_MAX_COLUMNS];
+	struct schema_value defs[RECORDS_MAX_COLUMNS], keys[2];
 	struct records_table *ts = NULL;
 	sqlite3_stmt *st = NULL;
 	const char *branch_id = NULL;
 	size_t i, n = t->ncolumns + 2;
-	int rc = -1, step;
+	int rc = -1, step, direct;
 
 	memset(defs, 0, sizeof defs);
 	memset(bind, 0, sizeof bind);
@@ -493,7 +501,18 @@ int records_insert(struct records *rs, const char *id,
 			records_db_fail(rs, e);
 			goto cleanup;
 		}
+	/* the keys as values too, borrowed, for the capture */
+	memset(keys, 0, sizeof keys);
+	keys[0].kind = keys[1].kind = SCHEMA_VALUE_TEXT;
+	keys[0].text = (char *)id;
+	keys[1].text = (char *)branch_id;
+	bind[0] = &keys[0];
+	bind[1] = &keys[1];
+	direct = rs->capture && capture_insert_start(rs->capture, t, bind);
 	step = sqlite3_step(st);
+	if (direct && capture_insert_end(rs->capture, t, bind,
+					 step == SQLITE_DONE, e))
+		goto cleanup;
 	if (step != SQLITE_DONE &&
 	    (sqlite3_extended_errcode(rs->db) == SQLITE_CONSTRAINT_PRIMARYKEY ||
 	     sqlite3_extended_errcode(rs->db) == SQLITE_CONSTRAINT_UNIQUE)) {

@@ -2,8 +2,9 @@
  * COLUMN=VALUE pairs are validated by the schema, then an INSERT or UPDATE
  * names exactly those columns and binds every value; SQL identifiers come
  * only from the schema. Used by the client and the server alike. Not for
- * capture, merge or policy (who may write which branch): callers wrap these
- * calls in capture and decide branch ids and tombstones themselves. */
+ * merge or policy (who may write which branch): callers wrap these calls in
+ * capture and decide branch ids and tombstones themselves; an insert tells
+ * the capture set by records_set_capture exactly what it stored. */
 #ifndef BS_RECORDS_H
 #define BS_RECORDS_H
 
@@ -31,6 +32,7 @@ struct records_row {
 
 /* Cached prepared statements over one connection. */
 struct records;
+struct capture;
 
 void records_row_init(struct records_row *row, const struct schema_table *t);
 /* Frees the values and empties the row (its table stays). */
@@ -57,6 +59,12 @@ void records_new_id(char out[RECORDS_ID_HEX + 1]);
 int records_new(sqlite3 *db, struct records **out /* OUT */, struct err *e);
 /* Finalizes the statements and frees. NULL is fine. */
 void records_free(struct records *rs);
+
+/* From now on records_insert hands each row it inserts to c (capture.h,
+ * capture_insert_start) instead of leaving it to c's session: c then needs
+ * no read-back of the row at its cut. c must stay alive while rs is used
+ * with it; NULL stops this. Updates and deletes always go to the session. */
+void records_set_capture(struct records *rs, struct capture *c);
 
 /* Inserts row `id` into row->table: the named columns take their values,
  * every other column its schema_insert_default, so a required column that
