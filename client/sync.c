@@ -1294,31 +1294,48 @@ cleanup:
 
 /* The server's last challenge, kept between syncs: on a 2G link the
  * round trip to ask for a fresh one costs more than the rest of a no-op
- * sync. A stale one is refused and replaced at the cost of one retry. */
+ * sync. A stale one is refused and replaced at the cost of one retry.
+ * `challenge_bound` (1 or absent) says the server bound it to this
+ * device, so the request may leave the device key out. */
 static void sync_challenge_load(struct sync *s)
 {
 	uint8_t *c = NULL;
 	size_t n = 0;
+	int64_t bound = 0;
 	struct err quiet;
 
 	err_init(&quiet);
 	if (replica_setting_get(s->r, "challenge", &c, &n, &quiet) == 0 &&
-	    c && n == REQUEST_CHALLENGE_BYTES)
-		transport_challenge_set(s->t, c);
+	    c && n == REQUEST_CHALLENGE_BYTES) {
+		if (replica_setting_int(s->r, "challenge_bound", &bound, 0,
+					&quiet) != 0)
+			bound = 0;
+		transport_challenge_set(s->t, c, bound == 1);
+	}
 	mem_free(c);
 }
 
 static void sync_challenge_save(struct sync *s)
 {
 	uint8_t c[REQUEST_CHALLENGE_BYTES];
+	int bound = 0;
 	struct err quiet;
 
 	err_init(&quiet);
-	if (transport_challenge_get(s->t, c))
+	/* the flag first: a crash between the two writes leaves an old
+	 * challenge taken for unbound or a new one for bound, and either
+	 * costs at most one retry */
+	replica_exec(s->r->db, "DELETE FROM bs_settings WHERE"
+		     " key='challenge_bound'", &quiet);
+	if (transport_challenge_get(s->t, c, &bound)) {
+		if (bound)
+			replica_setting_set_int(s->r, "challenge_bound", 1,
+						&quiet);
 		replica_setting_set(s->r, "challenge", c, sizeof c, &quiet);
-	else
+	} else {
 		replica_exec(s->r->db, "DELETE FROM bs_settings WHERE"
 			     " key='challenge'", &quiet);
+	}
 }
 
 int sync_run(struct replica *r, struct identity *id,
