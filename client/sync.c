@@ -470,9 +470,11 @@ cleanup:
 	return rc;
 }
 
-/* Reads a push answer (receipt=push): the push receipt, which must be
- * the server's, for exactly the sets sent, in this log; then the
- * consistency proof from our checkpoint to its own. */
+/* Reads a push answer (receipt=wire): the push receipt, rebuilt from its
+ * wire form with the hash of the ids sent (so its signature verifies only
+ * if the server signed for exactly those), which must be the server's, in
+ * this log; then the consistency proof from our checkpoint to its own.
+ * b->receipt gets the rebuilt signed receipt, which is what is kept. */
 static int sync_push_read(struct sync *s, struct sync_batch *b,
 			  const struct transport_reply *rep,
 			  struct checkpoint *cp, struct err *e)
@@ -487,14 +489,15 @@ static int sync_push_read(struct sync *s, struct sync_batch *b,
 	if (answer_frames_expect(&fr, FRAME_PUSHRECEIPT, "push receipt", &f,
 				 e))
 		goto cleanup;
-	buf_append(&b->receipt, f.payload, f.len);
-	if (b->receipt.status) {
+	pushreceipt_ids_hash((const uint8_t(*)[HASH_BYTES])b->id, b->n,
+			     ids_hash);
+	st = pushreceipt_wire_unpack(f.payload, f.len, ids_hash, &b->receipt);
+	if (st == BS_ENOMEM) {
 		err_set(e, ERR_INVALID, "out of memory reading the receipt");
 		goto cleanup;
 	}
-	pushreceipt_ids_hash((const uint8_t(*)[HASH_BYTES])b->id, b->n,
-			     ids_hash);
-	if ((st = pushreceipt_decode(b->receipt.data, b->receipt.len,
+	if (st != BS_OK ||
+	    (st = pushreceipt_decode(b->receipt.data, b->receipt.len,
 				     &b->pr)) != BS_OK ||
 	    (st = pushreceipt_verify(&b->pr, s->server_pk)) != BS_OK) {
 		err_set(e, ERR_VERIFY, "the server's push receipt does not "
@@ -702,7 +705,7 @@ static int sync_push_send(struct sync *s, const struct sync_batch *b,
 	char target[64];
 
 	snprintf(target, sizeof target, "/v1/push?known=%" PRIu64
-		 "&receipt=push", s->cp.size);
+		 "&receipt=wire", s->cp.size);
 	return transport_request(s->t, "POST", target, b->body.data,
 				 b->body.len,
 				 TRANSPORT_SIGNED | TRANSPORT_IDEMPOTENT, rep, e);

@@ -874,19 +874,21 @@ _Static_assert(API_MAX_PUSH <= PUSHRECEIPT_MAX_SETS,
 	       "a push receipt must be able to answer the largest push");
 
 /* The answer's one signed receipt for the whole push (FORMAT.md, "Push
- * receipts"), instead of a VERDICT frame with a receipt for each set. */
+ * receipts"), instead of a VERDICT frame with a receipt for each set; in
+ * its wire form (without the ids hash the pusher knows) when `wire`. */
 static int put_push_receipt(struct api *a, struct buf *b,
 			    const struct ingest_outcome *outs, size_t n,
-			    const struct checkpoint *cp)
+			    const struct checkpoint *cp, int wire)
 {
 	struct pushreceipt pr;
 	uint8_t (*ids)[HASH_BYTES] = NULL;
-	struct buf rb;
+	struct buf rb, wb;
 	size_t i;
 	int rc = -1;
 
 	memset(&pr, 0, sizeof pr);
 	buf_init(&rb, PUSHRECEIPT_SIGNED_MAX);
+	buf_init(&wb, PUSHRECEIPT_WIRE_MAX);
 	pr.items = mem_calloc(n ? n : 1, sizeof *pr.items);
 	ids = mem_calloc(n ? n : 1, sizeof *ids);
 	if (!pr.items || !ids)
@@ -907,14 +909,19 @@ static int put_push_receipt(struct api *a, struct buf *b,
 	}
 	pushreceipt_ids_hash((const uint8_t(*)[HASH_BYTES])ids, n,
 			     pr.ids_hash);
-	if (pushreceipt_sign(&pr, a->s->key->sk, &rb) != BS_OK)
+	if (pushreceipt_sign(&pr, a->s->key->sk, &rb) != BS_OK ||
+	    (wire && pushreceipt_wire_pack(rb.data, rb.len, &wb) != BS_OK))
 		goto cleanup;
-	frame_put(b, FRAME_PUSHRECEIPT, rb.data, rb.len);
+	if (wire)
+		frame_put(b, FRAME_PUSHRECEIPT, wb.data, wb.len);
+	else
+		frame_put(b, FRAME_PUSHRECEIPT, rb.data, rb.len);
 	rc = 0;
 cleanup:
 	mem_free(pr.items);
 	mem_free(ids);
 	buf_release(&rb);
+	buf_release(&wb);
 	return rc;
 }
 
@@ -1115,27 +1122,36 @@ static int put_push_proof(struct api *a, struct buf *b, uint64_t known,
 	return 0;
 }
 
-/* The push's form of answer from ?receipt= (docs/API.md): 1 for one push
- * receipt, 0 for a verdict each; -1 for anything else. */
-static int push_answer_form(const struct http_request *req)
+/* The push's form of answer from ?receipt= (docs/API.md). */
+enum push_form {
+	PUSH_FORM_BAD = -1,
+	PUSH_FORM_EACH,   /* a VERDICT frame each */
+	PUSH_FORM_PUSH,   /* one push receipt */
+	PUSH_FORM_WIRE,   /* one push receipt in its wire form */
+};
+
+static enum push_form push_answer_form(const struct http_request *req)
 {
 	const char *v = http_request_arg(req, "receipt");
 
 	if (!v || strcmp(v, "each") == 0)
-		return 0;
-	return strcmp(v, "push") == 0 ? 1 : -1;
+		return PUSH_FORM_EACH;
+	if (strcmp(v, "push") == 0)
+		return PUSH_FORM_PUSH;
+	return strcmp(v, "wire") == 0 ? PUSH_FORM_WIRE : PUSH_FORM_BAD;
 }
 
 /* The verdicts and the checkpoint of a committed push, in the form asked
  * for. */
-static int put_push_answer(struct api *a, struct buf *b, int one_receipt,
+static int put_push_answer(struct api *a, struct buf *b, enum push_form form,
 			   const struct ingest_outcome *outs, size_t n,
 			   const struct checkpoint *cp)
 {
 	size_t i;
 
-	if (one_receipt)
-		return put_push_receipt(a, b, outs, n, cp);
+	if (form != PUSH_FORM_EACH)
+		return put_push_receipt(a, b, outs, n, cp,
+					form == PUSH_FORM_WIRE);
 	for (i = 0; i < n; i++)
 		if (put_verdict(a, b, &outs[i], cp))
 			return -1;
@@ -1161,16 +1177,16 @@ static void post_push(struct api *a, const struct http_request *req,
 	const uint8_t *body;
 	size_t len, n = 0, i;
 	uint64_t known;
-	int one_receipt = push_answer_form(req);
+	enum push_form form = push_answer_form(req);
 	struct err e;
 
 	err_init(&e);
 	buf_init(&inflated, API_MAX_BODY);
 	buf_init(&b, API_MAX_BODY);
 	buf_init(&full, API_MAX_BODY + API_MAX_PUSH * CHANGESET_ENVELOPE_MAX);
-	if (arg_u64(req, "known", 0, &known) || one_receipt < 0) {
+	if (arg_u64(req, "known", 0, &known) || form == PUSH_FORM_BAD) {
 		fail(resp, 400, "known must be a decimal number, receipt "
-		     "'push' or 'each'");
+		     "'wire', 'push' or 'each'");
 		goto cleanup;
 	}
 	if (role_allowed(who, resp, 1, 1, 0) ||
@@ -1211,7 +1227,7 @@ static void post_push(struct api *a, const struct http_request *req,
 	frame_stream_begin(&b);
 	for (i = 0; i < n; i++)
 		count_outcome(a, &outs[i]);
-	if (put_push_answer(a, &b, one_receipt, outs, n, &cp)) {
+	if (put_push_answer(a, &b, form, outs, n, &cp)) {
 		fail(resp, 500, "cannot sign the receipts");
 		goto cleanup;
 	}

@@ -1832,6 +1832,71 @@ START_TEST(test_push_receipt)
 }
 END_TEST
 
+/* With receipt=wire the push receipt comes without the ids hash: put
+ * back from the ids sent, in order, it verifies; in another order not. */
+START_TEST(test_push_receipt_wire)
+{
+	struct dev a;
+	struct cset c1, c2;
+	struct pushreceipt pr;
+	struct reply r;
+	struct frames f;
+	struct buf body, full, again;
+	uint8_t ids[2][HASH_BYTES], h[HASH_BYTES];
+
+	enroll(&a, "branch", "b1");
+	dev_member(&a, &c1, "b1");
+	dev_member(&a, &c2, "b1");
+	push_stream((const struct cset *const[]){&c1, &c2}, 2, &body);
+	ck_assert_int_eq(dev_call(&a, "POST", "/v1/push?receipt=wire",
+				  body.data, body.len, &r),
+			 200);
+	ck_assert_int_eq(frames_parse(r.body, r.len, &f), BS_OK);
+	ck_assert_uint_eq(f.n, 1);
+	ck_assert_int_eq(f.type[0], FRAME_PUSHRECEIPT);
+	memcpy(ids[0], c1.id, HASH_BYTES);
+	memcpy(ids[1], c2.id, HASH_BYTES);
+	pushreceipt_ids_hash((const uint8_t(*)[HASH_BYTES])ids, 2, h);
+	buf_init(&full, PUSHRECEIPT_SIGNED_MAX);
+	buf_init(&again, PUSHRECEIPT_SIGNED_MAX);
+	ck_assert_int_eq(pushreceipt_wire_unpack(f.p[0], f.len[0], h, &full),
+			 BS_OK);
+	ck_assert_uint_eq(full.len, f.len[0] + HASH_BYTES);
+	ck_assert_int_eq(pushreceipt_decode(full.data, full.len, &pr), BS_OK);
+	ck_assert_int_eq(pushreceipt_verify(&pr, S.pk), BS_OK);
+	ck_assert_uint_eq(pr.count, 2);
+	ck_assert_int_eq(pr.items[0].status, VERDICT_ACCEPTED);
+	ck_assert_int_eq(pr.items[1].status, VERDICT_ACCEPTED);
+	ck_assert_mem_eq(pr.ids_hash, h, HASH_BYTES);
+	pushreceipt_release(&pr);
+	ck_assert_int_eq(pushreceipt_wire_pack(full.data, full.len, &again),
+			 BS_OK);
+	ck_assert_uint_eq(again.len, f.len[0]);
+	ck_assert_mem_eq(again.data, f.p[0], f.len[0]);
+	/* the ids in the other order: the signature does not hold */
+	memcpy(ids[0], c2.id, HASH_BYTES);
+	memcpy(ids[1], c1.id, HASH_BYTES);
+	pushreceipt_ids_hash((const uint8_t(*)[HASH_BYTES])ids, 2, h);
+	buf_reset(&full);
+	ck_assert_int_eq(pushreceipt_wire_unpack(f.p[0], f.len[0], h, &full),
+			 BS_OK);
+	ck_assert_int_eq(pushreceipt_decode(full.data, full.len, &pr), BS_OK);
+	ck_assert_int_eq(pushreceipt_verify(&pr, S.pk), BS_ESIGNATURE);
+	pushreceipt_release(&pr);
+	frames_free(&f);
+	reply_free(&r);
+	buf_release(&body);
+	buf_release(&full);
+	buf_release(&again);
+	ck_assert_int_eq(logged(&c1), 1);
+	ck_assert_int_eq(logged(&c2), 1);
+	cset_free(&c1);
+	cset_free(&c2);
+	assert_alive();
+	dev_free(&a);
+}
+END_TEST
+
 /* ---- tests: body limits ---- */
 
 static uint64_t metric(const char *name)
@@ -3473,6 +3538,7 @@ static Suite *server_suite(void)
 	tcase_add_test(tc, test_auth_bound);
 	tcase_add_test(tc, test_compact_push);
 	tcase_add_test(tc, test_push_receipt);
+	tcase_add_test(tc, test_push_receipt_wire);
 	tcase_add_test(tc, test_unlogged_refusals);
 	tcase_add_test(tc, test_revoked);
 	tcase_add_test(tc, test_out_of_scope);
