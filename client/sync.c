@@ -1325,9 +1325,10 @@ static void sync_challenge_save(struct sync *s)
 	struct err quiet;
 
 	err_init(&quiet);
-	/* the flag first: a crash between the two writes leaves an old
-	 * challenge taken for unbound or a new one for bound, and either
-	 * costs at most one retry */
+	/* not one transaction: a crash between these writes leaves the old
+	 * challenge with a wrong flag, which costs at most one retry (the
+	 * long form is taken with a bound challenge; the short form with an
+	 * unbound one is refused and retried) */
 	replica_exec(s->r->db, "DELETE FROM bs_settings WHERE"
 		     " key='challenge_bound'", &quiet);
 	if (transport_challenge_get(s->t, c, &bound)) {

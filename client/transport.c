@@ -21,11 +21,11 @@
 
 #define TRANSPORT_CONTENT_TYPE "application/x-branchsync"
 /* The scheme of the one-header request signature (docs/API.md). */
+#define TRANSPORT_AUTH_SCHEME "BS"
 /* A challenge as the server sends it: base64url, no padding, 16 bytes. */
 #define TRANSPORT_CHALLENGE_TEXT 22
 /* "Content-Encoding: zstd" and CRLF: what compressing a body costs. */
 #define TRANSPORT_ZSTD_HEADER 24
-#define TRANSPORT_AUTH_SCHEME "BS"
 #define TRANSPORT_CONNECT_TIMEOUT_S 10L
 /* A link slower than 10 bytes/s for a whole minute is dead; a slow one is
  * not, so there is no total timeout. */
@@ -549,9 +549,12 @@ static enum transport_try transport_exchange(struct transport *t,
 	}
 	curl_easy_getinfo(t->curl, CURLINFO_RESPONSE_CODE, &reply->status);
 	/* the server binds the next challenge to the key whose signature
-	 * verified; a 2xx answer to a signed request is sure to be one */
-	t->challenge_bound = t->got_challenge && (flags & TRANSPORT_SIGNED) &&
-			     reply->status >= 200 && reply->status < 300;
+	 * verified; a 2xx answer to a signed request is sure to be one (an
+	 * answer without a challenge leaves the one held as it was) */
+	if (t->got_challenge)
+		t->challenge_bound = (flags & TRANSPORT_SIGNED) &&
+				     reply->status >= 200 &&
+				     reply->status < 300;
 	rc = transport_decode(t, reply, e);
 cleanup:
 	/* the handle must not keep pointers to this request's memory */
