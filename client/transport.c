@@ -325,7 +325,7 @@ uint64_t transport_requests(const struct transport *t)
  * header of base64url(device || challenge || signature), or, when the
  * challenge is bound to this device, of challenge || signature alone (the
  * server knows the device from the challenge): 107 characters instead of
- * 150, and about 120 bytes fewer than the three hex headers the server
+ * 150, and about 100 bytes fewer than the three headers the server
  * also accepts (docs/API.md, "Request authentication"). */
 static int transport_sign(struct transport *t, const char *method,
 			  const char *target, const uint8_t *body, size_t len,
