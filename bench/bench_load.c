@@ -36,6 +36,8 @@
 #define CLIENTS_PER_ADDRESS 16
 #define ANSWER_MAX (8u << 20)
 #define CT_FRAMES "Content-Type: application/x-branchsync"
+/* A challenge: base64url without padding of 16 bytes (docs/API.md). */
+#define CHALLENGE_TEXT 22
 
 struct answer {
 	long status;
@@ -76,12 +78,12 @@ static size_t on_header(char *p, size_t size, size_t n, void *arg)
 	struct answer *a = arg;
 	size_t len = size * n, k = sizeof name - 1;
 
-	if (len > k + 64 && strncasecmp(p, name, k) == 0) {
+	if (len > k + CHALLENGE_TEXT && strncasecmp(p, name, k) == 0) {
 		while (k < len && p[k] == ' ')
 			k++;
-		if (len - k >= 64) {
-			memcpy(a->next, p + k, 64);
-			a->next[64] = '\0';
+		if (len - k >= CHALLENGE_TEXT) {
+			memcpy(a->next, p + k, CHALLENGE_TEXT);
+			a->next[CHALLENGE_TEXT] = '\0';
 		}
 	}
 	return len;
@@ -110,8 +112,11 @@ static int request(struct client *c, CURL *h, const char *method,
 		memcpy(ra.device, c->pk, sizeof ra.device);
 		hash_sha256(ra.body_hash, body ? body->data : NULL,
 			    body ? body->len : 0, NULL, 0);
-		if (sodium_hex2bin(ra.challenge, sizeof ra.challenge,
-				   c->challenge, 64, NULL, NULL, NULL) != 0 ||
+		if (sodium_base642bin(ra.challenge, sizeof ra.challenge,
+				      c->challenge, CHALLENGE_TEXT, NULL, NULL,
+				      NULL,
+				      sodium_base64_VARIANT_URLSAFE_NO_PADDING) !=
+			    0 ||
 		    request_sign(&ra, c->sk, sig) != BS_OK) {
 			snprintf(c->why, sizeof c->why, "cannot sign");
 			goto cleanup;
@@ -178,13 +183,13 @@ static int fresh_challenge(struct client *c, CURL *h)
 		return 0;
 	if (request(c, h, "GET", "/v1/challenge", NULL, 0, &a))
 		goto cleanup;
-	if (a.status != 200 || a.body.len != 64) {
+	if (a.status != 200 || a.body.len != CHALLENGE_TEXT) {
 		snprintf(c->why, sizeof c->why, "challenge: status %ld",
 			 a.status);
 		goto cleanup;
 	}
-	memcpy(c->challenge, a.body.data, 64);
-	c->challenge[64] = '\0';
+	memcpy(c->challenge, a.body.data, CHALLENGE_TEXT);
+	c->challenge[CHALLENGE_TEXT] = '\0';
 	rc = 0;
 cleanup:
 	buf_release(&a.body);

@@ -470,9 +470,11 @@ cleanup:
 	return rc;
 }
 
-/* Reads a push answer (receipt=push): the push receipt, which must be
- * the server's, for exactly the sets sent, in this log; then the
- * consistency proof from our checkpoint to its own. */
+/* Reads a push answer (receipt=wire): the push receipt, rebuilt from its
+ * wire form with the hash of the ids sent (so its signature verifies only
+ * if the server signed for exactly those), which must be the server's, in
+ * this log; then the consistency proof from our checkpoint to its own.
+ * b->receipt gets the rebuilt signed receipt, which is what is kept. */
 static int sync_push_read(struct sync *s, struct sync_batch *b,
 			  const struct transport_reply *rep,
 			  struct checkpoint *cp, struct err *e)
@@ -487,14 +489,15 @@ static int sync_push_read(struct sync *s, struct sync_batch *b,
 	if (answer_frames_expect(&fr, FRAME_PUSHRECEIPT, "push receipt", &f,
 				 e))
 		goto cleanup;
-	buf_append(&b->receipt, f.payload, f.len);
-	if (b->receipt.status) {
+	pushreceipt_ids_hash((const uint8_t(*)[HASH_BYTES])b->id, b->n,
+			     ids_hash);
+	st = pushreceipt_wire_unpack(f.payload, f.len, ids_hash, &b->receipt);
+	if (st == BS_ENOMEM) {
 		err_set(e, ERR_INVALID, "out of memory reading the receipt");
 		goto cleanup;
 	}
-	pushreceipt_ids_hash((const uint8_t(*)[HASH_BYTES])b->id, b->n,
-			     ids_hash);
-	if ((st = pushreceipt_decode(b->receipt.data, b->receipt.len,
+	if (st != BS_OK ||
+	    (st = pushreceipt_decode(b->receipt.data, b->receipt.len,
 				     &b->pr)) != BS_OK ||
 	    (st = pushreceipt_verify(&b->pr, s->server_pk)) != BS_OK) {
 		err_set(e, ERR_VERIFY, "the server's push receipt does not "
@@ -702,7 +705,7 @@ static int sync_push_send(struct sync *s, const struct sync_batch *b,
 	char target[64];
 
 	snprintf(target, sizeof target, "/v1/push?known=%" PRIu64
-		 "&receipt=push", s->cp.size);
+		 "&receipt=wire", s->cp.size);
 	return transport_request(s->t, "POST", target, b->body.data,
 				 b->body.len,
 				 TRANSPORT_SIGNED | TRANSPORT_IDEMPOTENT, rep, e);
@@ -1294,31 +1297,49 @@ cleanup:
 
 /* The server's last challenge, kept between syncs: on a 2G link the
  * round trip to ask for a fresh one costs more than the rest of a no-op
- * sync. A stale one is refused and replaced at the cost of one retry. */
+ * sync. A stale one is refused and replaced at the cost of one retry.
+ * `challenge_bound` (1 or absent) says the server bound it to this
+ * device, so the request may leave the device key out. */
 static void sync_challenge_load(struct sync *s)
 {
 	uint8_t *c = NULL;
 	size_t n = 0;
+	int64_t bound = 0;
 	struct err quiet;
 
 	err_init(&quiet);
 	if (replica_setting_get(s->r, "challenge", &c, &n, &quiet) == 0 &&
-	    c && n == REQUEST_CHALLENGE_BYTES)
-		transport_challenge_set(s->t, c);
+	    c && n == REQUEST_CHALLENGE_BYTES) {
+		if (replica_setting_int(s->r, "challenge_bound", &bound, 0,
+					&quiet) != 0)
+			bound = 0;
+		transport_challenge_set(s->t, c, bound == 1);
+	}
 	mem_free(c);
 }
 
 static void sync_challenge_save(struct sync *s)
 {
 	uint8_t c[REQUEST_CHALLENGE_BYTES];
+	int bound = 0;
 	struct err quiet;
 
 	err_init(&quiet);
-	if (transport_challenge_get(s->t, c))
+	/* not one transaction: a crash between these writes leaves the old
+	 * challenge with a wrong flag, which costs at most one retry (the
+	 * long form is taken with a bound challenge; the short form with an
+	 * unbound one is refused and retried) */
+	replica_exec(s->r->db, "DELETE FROM bs_settings WHERE"
+		     " key='challenge_bound'", &quiet);
+	if (transport_challenge_get(s->t, c, &bound)) {
+		if (bound)
+			replica_setting_set_int(s->r, "challenge_bound", 1,
+						&quiet);
 		replica_setting_set(s->r, "challenge", c, sizeof c, &quiet);
-	else
+	} else {
 		replica_exec(s->r->db, "DELETE FROM bs_settings WHERE"
 			     " key='challenge'", &quiet);
+	}
 }
 
 int sync_run(struct replica *r, struct identity *id,

@@ -13,6 +13,7 @@
 
 #include "buf.h"
 #include "err.h"
+#include "request.h"
 #include "sign.h"
 
 /* Largest answer body we hold, before and after inflating. */
@@ -57,15 +58,21 @@ int transport_new(const struct transport_options *o,
 		  struct transport **out /* OUT */, struct err *e);
 void transport_free(struct transport *t);
 
-/* Signed requests use this key pair; both must outlive t. */
 /* The challenge the transport holds for its next signed request, so a
  * later run can start with it instead of asking for one (it is one-time and
- * worthless without the device's key). get: 1 and the bytes if one is
- * held, else 0. set: hands one to the transport; a stale one costs one
- * retry (the server refuses it, the transport fetches a fresh one). */
-int transport_challenge_get(const struct transport *t, uint8_t out[32]);
-void transport_challenge_set(struct transport *t, const uint8_t c[32]);
+ * worthless without the device's key), and whether the server bound it to
+ * this device (then requests leave the key out). get: 1, the bytes and
+ * *bound if one is held, else 0. set: hands one to the transport; a stale
+ * one, or one wrongly taken for bound, costs one retry (the server refuses
+ * it, the transport fetches a fresh one). */
+int transport_challenge_get(const struct transport *t,
+			    uint8_t out[REQUEST_CHALLENGE_BYTES] /* OUT */,
+			    int *bound /* OUT */);
+void transport_challenge_set(struct transport *t,
+			     const uint8_t c[REQUEST_CHALLENGE_BYTES],
+			     int bound);
 
+/* Signed requests use this key pair; both must outlive t. */
 void transport_set_signer(struct transport *t,
 			  const uint8_t pk[SIGN_PUBLIC_BYTES],
 			  const uint8_t sk[SIGN_SECRET_BYTES]);

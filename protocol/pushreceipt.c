@@ -1,6 +1,7 @@
 /* pushreceipt.c - the signed push receipt codec (protocol/FORMAT.md,
- * "Push receipts"): one server signature over a whole push's verdicts.
- * Not for the embedded checkpoint's own format (checkpoint.c). */
+ * "Push receipts"): one server signature over a whole push's verdicts, and
+ * its wire form without the ids hash. Not for the embedded checkpoint's own
+ * format (checkpoint.c). */
 #include "pushreceipt.h"
 
 #include <string.h>
@@ -245,4 +246,86 @@ void pushreceipt_release(struct pushreceipt *pr)
 {
 	mem_free(pr->items);
 	memset(pr, 0, sizeof *pr);
+}
+
+/* Where the ids hash is in a signed push receipt, or would be in its wire
+ * form: just after magic, version, the checkpoint blob and the count,
+ * which are checked as far as finding it needs (pushreceipt_decode checks
+ * the rest of the rebuilt receipt). */
+static enum bs_status pushreceipt_hash_at(const uint8_t *p, size_t len,
+					  size_t *off)
+{
+	struct wire_reader r;
+	const uint8_t *field;
+	size_t n;
+	uint64_t count;
+	uint8_t version;
+	enum bs_status rc;
+
+	wire_reader_init(&r, p, len);
+	if ((rc = wire_get_bytes(&r, 4, &field)))
+		return rc;
+	if (memcmp(field, pushreceipt_magic, 4) != 0)
+		return BS_EMAGIC;
+	if ((rc = wire_get_u8(&r, &version)))
+		return rc;
+	if (version != PUSHRECEIPT_VERSION)
+		return BS_EVERSION;
+	if ((rc = wire_get_blob(&r, CHECKPOINT_SIGNED_MAX, &field, &n)) ||
+	    (rc = wire_get_varint(&r, &count)))
+		return rc;
+	*off = r.pos;
+	return BS_OK;
+}
+
+/* Appends p[0, off), the hash when given, and p[skip, len) to out; on
+ * failure out is left as it was. */
+static enum bs_status pushreceipt_splice(const uint8_t *p, size_t len,
+					 size_t off, const uint8_t *hash,
+					 size_t skip, struct buf *out)
+{
+	size_t start = out->len;
+	enum bs_status rc;
+
+	buf_append(out, p, off);
+	if (hash)
+		buf_append(out, hash, HASH_BYTES);
+	buf_append(out, p + skip, len - skip);
+	rc = out->status;
+	if (rc) {
+		out->len = start;
+		out->status = BS_OK;
+	}
+	return rc;
+}
+
+enum bs_status pushreceipt_wire_pack(const uint8_t *p, size_t len,
+				     struct buf *out)
+{
+	size_t off = 0;
+	enum bs_status rc;
+
+	if (out->status)
+		return out->status;
+	if ((rc = pushreceipt_hash_at(p, len, &off)))
+		return rc;
+	if (len - off < HASH_BYTES)
+		return BS_ETRUNCATED;
+	return pushreceipt_splice(p, len, off, NULL, off + HASH_BYTES, out);
+}
+
+enum bs_status pushreceipt_wire_unpack(const uint8_t *p, size_t len,
+				       const uint8_t ids_hash[HASH_BYTES],
+				       struct buf *out)
+{
+	size_t off = 0;
+	enum bs_status rc;
+
+	if (out->status)
+		return out->status;
+	if (len > PUSHRECEIPT_WIRE_MAX)
+		return BS_ELIMIT;
+	if ((rc = pushreceipt_hash_at(p, len, &off)))
+		return rc;
+	return pushreceipt_splice(p, len, off, ids_hash, off, out);
 }

@@ -7,7 +7,8 @@
  * keeps it as its proof of what the server promised. Encoding and signing
  * input: protocol/FORMAT.md, "Push receipts". Not for per-set receipts
  * (checkpoint.h) nor for the verdict frames of the older answer form
- * (verdict.h). */
+ * (verdict.h). The wire form leaves out the ids hash, which the pusher
+ * knows. */
 #ifndef BS_PUSHRECEIPT_H
 #define BS_PUSHRECEIPT_H
 
@@ -79,5 +80,22 @@ enum bs_status pushreceipt_verify(const struct pushreceipt *pr,
 	__attribute__((warn_unused_result));
 
 void pushreceipt_release(struct pushreceipt *pr);
+
+/* The wire form (FORMAT.md, "Push receipts", "Wire form"): the signed
+ * encoding without the ids hash, which the receiver knows already (it
+ * pushed the sets) and puts back before decoding; the signature still
+ * covers it. pack: appends the wire form of the signed receipt p to out.
+ * unpack: appends the signed receipt rebuilt from wire form p and
+ * ids_hash. Both check magic, version, the checkpoint blob's length and
+ * the count's varint, failing as pushreceipt_decode would there (and
+ * pack with BS_ETRUNCATED if the hash is cut short; unpack with BS_ELIMIT
+ * over PUSHRECEIPT_WIRE_MAX); nothing else is checked until the rebuilt
+ * bytes are decoded. On failure out is left as it was. */
+#define PUSHRECEIPT_WIRE_MAX (PUSHRECEIPT_SIGNED_MAX - HASH_BYTES)
+enum bs_status pushreceipt_wire_pack(const uint8_t *p, size_t len,
+				     struct buf *out);
+enum bs_status pushreceipt_wire_unpack(const uint8_t *p, size_t len,
+				       const uint8_t ids_hash[HASH_BYTES],
+				       struct buf *out);
 
 #endif

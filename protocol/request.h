@@ -12,7 +12,9 @@
 #include "bs_status.h"
 #include "sign.h"
 
-#define REQUEST_CHALLENGE_BYTES 32
+/* 128 random bits: a one-time nonce that lives ten minutes needs no more,
+ * and every byte is carried on every request and answer. */
+#define REQUEST_CHALLENGE_BYTES 16
 #define REQUEST_METHOD_MAX 16
 #define REQUEST_PATH_MAX 2048
 

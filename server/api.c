@@ -39,6 +39,12 @@
 /* The rows answer before compression: about 600,000 rows; the client
  * takes at most TRANSPORT_MAX_BODY of it compressed. */
 #define API_ROWS_MAX (64u << 20)
+/* A challenge in headers and bodies: base64url without padding of its 16
+ * bytes (docs/API.md). */
+#define API_CHALLENGE_TEXT 22
+_Static_assert(sodium_base64_ENCODED_LEN(REQUEST_CHALLENGE_BYTES,
+		sodium_base64_VARIANT_URLSAFE_NO_PADDING) ==
+	       API_CHALLENGE_TEXT + 1, "challenge text length");
 
 /* Reader connections per online core: as many as branchsyncd serve's
  * threads (main.c), so that a request does not wait for one; with a
@@ -117,6 +123,7 @@ struct api_core {
 struct caller {
 	uint8_t key[SIGN_PUBLIC_BYTES];
 	struct store_device dev;
+	int verified; /* the request's signature verified with key */
 };
 
 static int readers_open(struct api_core *c, struct err *e);
@@ -511,13 +518,23 @@ static int hex_field(const char *hex, uint8_t *out, size_t n)
 	       got == n;
 }
 
-/* "BS " and base64url without padding of device || challenge ||
- * signature: the one-header form of the request signature. */
-static int auth_header(const char *v, uint8_t key[SIGN_PUBLIC_BYTES],
-		       uint8_t challenge[REQUEST_CHALLENGE_BYTES],
-		       uint8_t sig[SIGN_BYTES])
+/* The parts of a request's signature as they came: the device is absent
+ * (named 0) in the short form, which only a bound challenge allows. */
+struct auth_parts {
+	uint8_t device[SIGN_PUBLIC_BYTES];
+	uint8_t challenge[REQUEST_CHALLENGE_BYTES];
+	uint8_t sig[SIGN_BYTES];
+	int named;
+};
+
+/* "BS " and base64url without padding of device || challenge || signature
+ * (the long form, 112 bytes) or of challenge || signature (the short
+ * form, 80 bytes): the one-header form of the request signature. 0 for
+ * anything else, the 128 bytes of 32-byte challenges included. */
+static int auth_header(const char *v, struct auth_parts *p)
 {
 	uint8_t raw[SIGN_PUBLIC_BYTES + REQUEST_CHALLENGE_BYTES + SIGN_BYTES];
+	const uint8_t *q = raw;
 	const char *end = NULL;
 	size_t got = 0;
 
@@ -525,67 +542,135 @@ static int auth_header(const char *v, uint8_t key[SIGN_PUBLIC_BYTES],
 	    sodium_base642bin(raw, sizeof raw, v + 3, strlen(v + 3), NULL,
 			      &got, &end,
 			      sodium_base64_VARIANT_URLSAFE_NO_PADDING) != 0 ||
-	    got != sizeof raw || *end != '\0')
+	    *end != '\0')
 		return 0;
-	memcpy(key, raw, SIGN_PUBLIC_BYTES);
-	memcpy(challenge, raw + SIGN_PUBLIC_BYTES, REQUEST_CHALLENGE_BYTES);
-	memcpy(sig, raw + SIGN_PUBLIC_BYTES + REQUEST_CHALLENGE_BYTES,
-	       SIGN_BYTES);
+	if (got == sizeof raw) {
+		memcpy(p->device, raw, SIGN_PUBLIC_BYTES);
+		q += SIGN_PUBLIC_BYTES;
+		p->named = 1;
+	} else if (got == sizeof raw - SIGN_PUBLIC_BYTES) {
+		p->named = 0;
+	} else {
+		return 0;
+	}
+	memcpy(p->challenge, q, REQUEST_CHALLENGE_BYTES);
+	memcpy(p->sig, q + REQUEST_CHALLENGE_BYTES, SIGN_BYTES);
 	return 1;
 }
 
-static void next_challenge(struct api *a, struct http_response *resp)
+/* A challenge as carried in headers: base64url without padding, exactly
+ * API_CHALLENGE_TEXT characters. */
+static int challenge_field(const char *v, uint8_t out[REQUEST_CHALLENGE_BYTES])
+{
+	const char *end = NULL;
+	size_t got = 0;
+
+	return v && strlen(v) == API_CHALLENGE_TEXT &&
+	       sodium_base642bin(out, REQUEST_CHALLENGE_BYTES, v,
+				 API_CHALLENGE_TEXT, NULL, &got, &end,
+				 sodium_base64_VARIANT_URLSAFE_NO_PADDING) ==
+		       0 &&
+	       got == REQUEST_CHALLENGE_BYTES && *end == '\0';
+}
+
+/* The three-header form: X-BS-Device and X-BS-Signature in hex,
+ * X-BS-Challenge as it was issued. Always names the device. */
+static int auth_headers(const struct http_request *req, struct auth_parts *p)
+{
+	p->named = 1;
+	return hex_field(http_request_header(req, "X-BS-Device"), p->device,
+			 SIGN_PUBLIC_BYTES) &&
+	       challenge_field(http_request_header(req, "X-BS-Challenge"),
+			       p->challenge) &&
+	       hex_field(http_request_header(req, "X-BS-Signature"), p->sig,
+			 SIGN_BYTES);
+}
+
+/* A fresh challenge in X-BS-Next-Challenge, bound to `device` (the key
+ * whose signature this answer's request carried) or, NULL, to none. */
+static void next_challenge(struct api *a, struct http_response *resp,
+			   const uint8_t *device)
 {
 	uint8_t c[REQUEST_CHALLENGE_BYTES];
-	char hex[2 * REQUEST_CHALLENGE_BYTES + 1];
+	char text[API_CHALLENGE_TEXT + 1];
 	struct err e;
 
 	err_init(&e);
-	if (store_challenge_make(a->s, (int64_t)clock_wall_ms(), c, &e) == 0) {
-		sodium_bin2hex(hex, sizeof hex, c, sizeof c);
-		http_response_header(resp, "X-BS-Next-Challenge", hex);
+	if (store_challenge_make(a->s, (int64_t)clock_wall_ms(), device, c,
+				 &e) == 0) {
+		sodium_bin2base64(text, sizeof text, c, sizeof c,
+				  sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+		http_response_header(resp, "X-BS-Next-Challenge", text);
 	}
 }
 
+/* Spends the request's challenge and settles which device signed: the one
+ * the challenge was bound to, and the one named, must agree. */
+static int auth_challenge(struct api *a, struct auth_parts *p,
+			  struct http_response *resp)
+{
+	uint8_t bound_to[SIGN_PUBLIC_BYTES];
+	int bound = 0;
+	struct err e;
+
+	err_init(&e);
+	if (store_challenge_use(a->s, p->challenge, (int64_t)clock_wall_ms(),
+				bound_to, &bound, &e)) {
+		fail(resp, 401, "%s; get a new one from /v1/challenge", e.msg);
+		return -1;
+	}
+	if (!p->named && !bound) {
+		fail(resp, 401, "the challenge was not issued to a device, so "
+		     "the request must name its device: send Authorization: "
+		     "BS with device, challenge and signature");
+		return -1;
+	}
+	if (p->named && bound &&
+	    sodium_memcmp(p->device, bound_to, SIGN_PUBLIC_BYTES) != 0) {
+		fail(resp, 401, "the challenge was issued to another device; "
+		     "get a new one from /v1/challenge");
+		return -1;
+	}
+	if (!p->named)
+		memcpy(p->device, bound_to, SIGN_PUBLIC_BYTES);
+	return 0;
+}
+
 /* Checks the request's signature and challenge (caller holds the lock).
- * With `enrolled`, the key must also be a registered, unrevoked device. */
+ * With `enrolled`, the key must also be a registered, unrevoked device.
+ * who->verified is set once the signature verified. */
 static int authenticate(struct api *a, const struct http_request *req,
 			struct http_response *resp, int enrolled,
 			struct caller *who)
 {
 	struct request_auth ra;
-	uint8_t sig[SIGN_BYTES];
+	struct auth_parts p;
 	struct err e;
 	int found;
 
 	memset(&ra, 0, sizeof ra);
-	if (!auth_header(http_request_header(req, "Authorization"), who->key,
-			 ra.challenge, sig) &&
-	    (!hex_field(http_request_header(req, "X-BS-Device"), who->key,
-			SIGN_PUBLIC_BYTES) ||
-	     !hex_field(http_request_header(req, "X-BS-Challenge"),
-			ra.challenge, REQUEST_CHALLENGE_BYTES) ||
-	     !hex_field(http_request_header(req, "X-BS-Signature"), sig,
-			SIGN_BYTES))) {
+	memset(&p, 0, sizeof p);
+	if (!auth_header(http_request_header(req, "Authorization"), &p) &&
+	    !auth_headers(req, &p)) {
 		fail(resp, 401, "this request is not signed: send "
 		     "Authorization: BS, or X-BS-Device, X-BS-Challenge and "
 		     "X-BS-Signature");
 		return -1;
 	}
-	err_init(&e);
-	if (store_challenge_use(a->s, ra.challenge, (int64_t)clock_wall_ms(),
-				&e)) {
-		fail(resp, 401, "%s; get a new one from /v1/challenge", e.msg);
+	if (auth_challenge(a, &p, resp))
 		return -1;
-	}
+	memcpy(who->key, p.device, SIGN_PUBLIC_BYTES);
 	ra.method = req->method;
 	ra.path = req->url;
 	hash_sha256(ra.body_hash, req->body, req->body_len, NULL, 0);
-	memcpy(ra.device, who->key, SIGN_PUBLIC_BYTES);
-	if (request_verify(&ra, sig) != BS_OK) {
+	memcpy(ra.challenge, p.challenge, REQUEST_CHALLENGE_BYTES);
+	memcpy(ra.device, p.device, SIGN_PUBLIC_BYTES);
+	if (request_verify(&ra, p.sig) != BS_OK) {
 		fail(resp, 401, "the request signature does not verify");
 		return -1;
 	}
+	who->verified = 1;
+	err_init(&e);
 	if (!enrolled)
 		return 0;
 	found = store_device_get(a->s, who->key, &who->dev, &e);
@@ -668,20 +753,23 @@ static int post_body(const struct http_request *req,
 
 /* ---- endpoints ---- */
 
+/* An unbound challenge: nothing says who asks. */
 static void get_challenge(struct api *a, struct http_response *resp)
 {
 	uint8_t c[REQUEST_CHALLENGE_BYTES];
-	char hex[2 * REQUEST_CHALLENGE_BYTES + 1];
+	char text[API_CHALLENGE_TEXT + 1];
 	struct err e;
 
 	err_init(&e);
-	if (store_challenge_make(a->s, (int64_t)clock_wall_ms(), c, &e)) {
+	if (store_challenge_make(a->s, (int64_t)clock_wall_ms(), NULL, c,
+				 &e)) {
 		fail(resp, 500, "%s", e.msg);
 		return;
 	}
-	sodium_bin2hex(hex, sizeof hex, c, sizeof c);
-	http_response_set(resp, 200, "text/plain", hex, strlen(hex));
-	http_response_header(resp, "X-BS-Next-Challenge", hex);
+	sodium_bin2base64(text, sizeof text, c, sizeof c,
+			  sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+	http_response_set(resp, 200, "text/plain", text, strlen(text));
+	http_response_header(resp, "X-BS-Next-Challenge", text);
 }
 
 static void get_checkpoint(struct api *a, const struct http_request *req,
@@ -786,19 +874,21 @@ _Static_assert(API_MAX_PUSH <= PUSHRECEIPT_MAX_SETS,
 	       "a push receipt must be able to answer the largest push");
 
 /* The answer's one signed receipt for the whole push (FORMAT.md, "Push
- * receipts"), instead of a VERDICT frame with a receipt for each set. */
+ * receipts"), instead of a VERDICT frame with a receipt for each set; in
+ * its wire form (without the ids hash the pusher knows) when `wire`. */
 static int put_push_receipt(struct api *a, struct buf *b,
 			    const struct ingest_outcome *outs, size_t n,
-			    const struct checkpoint *cp)
+			    const struct checkpoint *cp, int wire)
 {
 	struct pushreceipt pr;
 	uint8_t (*ids)[HASH_BYTES] = NULL;
-	struct buf rb;
+	struct buf rb, wb;
 	size_t i;
 	int rc = -1;
 
 	memset(&pr, 0, sizeof pr);
 	buf_init(&rb, PUSHRECEIPT_SIGNED_MAX);
+	buf_init(&wb, PUSHRECEIPT_WIRE_MAX);
 	pr.items = mem_calloc(n ? n : 1, sizeof *pr.items);
 	ids = mem_calloc(n ? n : 1, sizeof *ids);
 	if (!pr.items || !ids)
@@ -819,14 +909,19 @@ static int put_push_receipt(struct api *a, struct buf *b,
 	}
 	pushreceipt_ids_hash((const uint8_t(*)[HASH_BYTES])ids, n,
 			     pr.ids_hash);
-	if (pushreceipt_sign(&pr, a->s->key->sk, &rb) != BS_OK)
+	if (pushreceipt_sign(&pr, a->s->key->sk, &rb) != BS_OK ||
+	    (wire && pushreceipt_wire_pack(rb.data, rb.len, &wb) != BS_OK))
 		goto cleanup;
-	frame_put(b, FRAME_PUSHRECEIPT, rb.data, rb.len);
+	if (wire)
+		frame_put(b, FRAME_PUSHRECEIPT, wb.data, wb.len);
+	else
+		frame_put(b, FRAME_PUSHRECEIPT, rb.data, rb.len);
 	rc = 0;
 cleanup:
 	mem_free(pr.items);
 	mem_free(ids);
 	buf_release(&rb);
+	buf_release(&wb);
 	return rc;
 }
 
@@ -1027,27 +1122,36 @@ static int put_push_proof(struct api *a, struct buf *b, uint64_t known,
 	return 0;
 }
 
-/* The push's form of answer from ?receipt= (docs/API.md): 1 for one push
- * receipt, 0 for a verdict each; -1 for anything else. */
-static int push_answer_form(const struct http_request *req)
+/* The push's form of answer from ?receipt= (docs/API.md). */
+enum push_form {
+	PUSH_FORM_BAD = -1,
+	PUSH_FORM_EACH,   /* a VERDICT frame each */
+	PUSH_FORM_PUSH,   /* one push receipt */
+	PUSH_FORM_WIRE,   /* one push receipt in its wire form */
+};
+
+static enum push_form push_answer_form(const struct http_request *req)
 {
 	const char *v = http_request_arg(req, "receipt");
 
 	if (!v || strcmp(v, "each") == 0)
-		return 0;
-	return strcmp(v, "push") == 0 ? 1 : -1;
+		return PUSH_FORM_EACH;
+	if (strcmp(v, "push") == 0)
+		return PUSH_FORM_PUSH;
+	return strcmp(v, "wire") == 0 ? PUSH_FORM_WIRE : PUSH_FORM_BAD;
 }
 
 /* The verdicts and the checkpoint of a committed push, in the form asked
  * for. */
-static int put_push_answer(struct api *a, struct buf *b, int one_receipt,
+static int put_push_answer(struct api *a, struct buf *b, enum push_form form,
 			   const struct ingest_outcome *outs, size_t n,
 			   const struct checkpoint *cp)
 {
 	size_t i;
 
-	if (one_receipt)
-		return put_push_receipt(a, b, outs, n, cp);
+	if (form != PUSH_FORM_EACH)
+		return put_push_receipt(a, b, outs, n, cp,
+					form == PUSH_FORM_WIRE);
 	for (i = 0; i < n; i++)
 		if (put_verdict(a, b, &outs[i], cp))
 			return -1;
@@ -1073,16 +1177,16 @@ static void post_push(struct api *a, const struct http_request *req,
 	const uint8_t *body;
 	size_t len, n = 0, i;
 	uint64_t known;
-	int one_receipt = push_answer_form(req);
+	enum push_form form = push_answer_form(req);
 	struct err e;
 
 	err_init(&e);
 	buf_init(&inflated, API_MAX_BODY);
 	buf_init(&b, API_MAX_BODY);
 	buf_init(&full, API_MAX_BODY + API_MAX_PUSH * CHANGESET_ENVELOPE_MAX);
-	if (arg_u64(req, "known", 0, &known) || one_receipt < 0) {
+	if (arg_u64(req, "known", 0, &known) || form == PUSH_FORM_BAD) {
 		fail(resp, 400, "known must be a decimal number, receipt "
-		     "'push' or 'each'");
+		     "'wire', 'push' or 'each'");
 		goto cleanup;
 	}
 	if (role_allowed(who, resp, 1, 1, 0) ||
@@ -1123,7 +1227,7 @@ static void post_push(struct api *a, const struct http_request *req,
 	frame_stream_begin(&b);
 	for (i = 0; i < n; i++)
 		count_outcome(a, &outs[i]);
-	if (put_push_answer(a, &b, one_receipt, outs, n, &cp)) {
+	if (put_push_answer(a, &b, form, outs, n, &cp)) {
 		fail(resp, 500, "cannot sign the receipts");
 		goto cleanup;
 	}
@@ -1602,7 +1706,9 @@ static void route_signed(struct api *a, const struct http_request *req,
 			fail(resp, 405, "%s is not allowed on %s", req->method,
 			     req->path);
 	}
-	next_challenge(a, resp);
+	/* bound to the key that signed: that device alone may use it, and
+	 * may then leave its key out of the request (docs/API.md) */
+	next_challenge(a, resp, who.verified ? who.key : NULL);
 }
 
 static int is_signed_path(const char *p)

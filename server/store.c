@@ -51,10 +51,11 @@ static const char store_schema[] =
 /* An issued challenge: a slot of a ring (the oldest is overwritten) that is
  * also on a hash chain by its first bytes, which are random. */
 struct store_challenge {
-	uint8_t nonce[32];
+	uint8_t nonce[REQUEST_CHALLENGE_BYTES];
+	uint8_t device[SIGN_PUBLIC_BYTES]; /* when bound */
 	int64_t expires_ms;
 	int32_t next; /* next slot on the chain, -1 at the end */
-	uint8_t live;
+	uint8_t live, bound;
 };
 
 /* A device's latest contact, not yet in srv_devices. */
@@ -732,8 +733,9 @@ static void challenge_unlink(struct store_shared *sh, int32_t i)
 	sh->ch[i].live = 0;
 }
 
-int store_challenge_make(struct store *s, int64_t now_ms, uint8_t out[32],
-			 struct err *e)
+int store_challenge_make(struct store *s, int64_t now_ms,
+			 const uint8_t *device,
+			 uint8_t out[REQUEST_CHALLENGE_BYTES], struct err *e)
 {
 	struct store_shared *sh = s->shared;
 	struct store_challenge *c;
@@ -741,7 +743,7 @@ int store_challenge_make(struct store *s, int64_t now_ms, uint8_t out[32],
 	uint32_t b;
 	int rc = -1;
 
-	randombytes_buf(out, 32);
+	randombytes_buf(out, REQUEST_CHALLENGE_BYTES);
 	pthread_mutex_lock(&sh->lock);
 	if (!sh->ch) {
 		sh->ch = mem_calloc(STORE_CHALLENGES_MAX, sizeof *sh->ch);
@@ -761,7 +763,10 @@ int store_challenge_make(struct store *s, int64_t now_ms, uint8_t out[32],
 	c = &sh->ch[i];
 	if (c->live)
 		challenge_unlink(sh, i);
-	memcpy(c->nonce, out, 32);
+	memcpy(c->nonce, out, REQUEST_CHALLENGE_BYTES);
+	c->bound = device != NULL;
+	if (device)
+		memcpy(c->device, device, SIGN_PUBLIC_BYTES);
 	c->expires_ms = now_ms + CHALLENGE_TTL_MS;
 	c->live = 1;
 	b = load32(out) % CHALLENGE_BUCKETS;
@@ -773,21 +778,28 @@ cleanup:
 	return rc;
 }
 
-int store_challenge_use(struct store *s, const uint8_t c[32], int64_t now_ms,
+int store_challenge_use(struct store *s,
+			const uint8_t c[REQUEST_CHALLENGE_BYTES], int64_t now_ms,
+			uint8_t device[SIGN_PUBLIC_BYTES], int *bound,
 			struct err *e)
 {
 	struct store_shared *sh = s->shared;
 	int32_t i = -1;
 	int rc = -1;
 
+	*bound = 0;
 	pthread_mutex_lock(&sh->lock);
 	if (sh->ch)
 		for (i = sh->bucket[load32(c) % CHALLENGE_BUCKETS]; i >= 0;
 		     i = sh->ch[i].next)
-			if (memcmp(sh->ch[i].nonce, c, 32) == 0)
+			if (memcmp(sh->ch[i].nonce, c,
+				   REQUEST_CHALLENGE_BYTES) == 0)
 				break;
 	if (i >= 0) {
 		rc = sh->ch[i].expires_ms >= now_ms ? 0 : -1;
+		*bound = rc == 0 && sh->ch[i].bound;
+		if (*bound)
+			memcpy(device, sh->ch[i].device, SIGN_PUBLIC_BYTES);
 		challenge_unlink(sh, i);
 	}
 	pthread_mutex_unlock(&sh->lock);

@@ -17,6 +17,7 @@
 #include "err.h"
 #include "keystore.h"
 #include "replica.h"
+#include "request.h"
 
 #define STORE_DB_NAME "server.db"
 #define STORE_KEY_NAME "server.key"
@@ -131,11 +132,20 @@ int store_token_spent_by(struct store *s, const char *hex,
 			 struct err *e);
 /* One-time request challenges (protocol/request.h), kept in memory and
  * shared by a store and its readers (thread-safe): a restart forgets them,
- * and so does STORE_CHALLENGES_MAX newer ones. make never fails. */
-int store_challenge_make(struct store *s, int64_t now_ms, uint8_t out[32],
+ * and so does STORE_CHALLENGES_MAX newer ones. make writes a fresh one to
+ * out, bound to `device` when it is not NULL (the key whose signed request
+ * it answers, docs/API.md), else unbound; it fails only when memory for
+ * the table runs out (ERR_INVALID). */
+int store_challenge_make(struct store *s, int64_t now_ms,
+			 const uint8_t *device,
+			 uint8_t out[REQUEST_CHALLENGE_BYTES] /* OUT */,
 			 struct err *e);
-/* 0 if the challenge existed and was unexpired: it is consumed either way. */
-int store_challenge_use(struct store *s, const uint8_t c[32], int64_t now_ms,
-			struct err *e);
+/* 0 if the challenge existed and was unexpired: it is consumed either way.
+ * On 0, *bound says whether it was bound, and if so device gets the key it
+ * was bound to. -1 with ERR_INVALID otherwise. */
+int store_challenge_use(struct store *s,
+			const uint8_t c[REQUEST_CHALLENGE_BYTES], int64_t now_ms,
+			uint8_t device[SIGN_PUBLIC_BYTES] /* OUT */,
+			int *bound /* OUT */, struct err *e);
 
 #endif

@@ -562,6 +562,16 @@ static size_t kat_encoded(const char *name, uint8_t *out)
 	return kat_hex(VECTORS, name, "encoded", out, KAT_MAX);
 }
 
+/* The ids_hash of a vector (a static copy). */
+static const uint8_t *kat_hex_ids_hash(const char *name)
+{
+	static uint8_t h[HASH_BYTES];
+
+	ck_assert_uint_eq(kat_hex(VECTORS, name, "ids_hash", h, HASH_BYTES),
+			  HASH_BYTES);
+	return h;
+}
+
 START_TEST(truncated_at_every_offset)
 {
 	char names[8][KAT_NAME_MAX];
@@ -1186,6 +1196,98 @@ START_TEST(decode_zeroes_out)
 }
 END_TEST
 
+/* ---- the wire form ---- */
+
+/* pack gives the file's wire form of each vector, unpack with the ids'
+ * hash gives back its encoding, which decodes and verifies; with another
+ * hash the rebuilt receipt does not verify. */
+START_TEST(wire_form_kat)
+{
+	char names[8][KAT_NAME_MAX];
+	size_t count = kat_all(names), v;
+	static uint8_t enc[KAT_MAX], wire[KAT_MAX];
+
+	keys_init();
+	for (v = 0; v < count; v++) {
+		struct kat_pr k;
+		struct buf w, back;
+		struct pushreceipt pr;
+		size_t elen = kat_encoded(names[v], enc);
+		size_t wlen = kat_hex(VECTORS, names[v], "wire", wire, KAT_MAX);
+		uint8_t h[HASH_BYTES];
+
+		kat_pr_load(names[v], &k);
+		ck_assert_uint_eq(wlen + HASH_BYTES, elen);
+		buf_init(&w, PUSHRECEIPT_WIRE_MAX);
+		buf_init(&back, PUSHRECEIPT_SIGNED_MAX);
+		ck_assert_int_eq(pushreceipt_wire_pack(enc, elen, &w), BS_OK);
+		ck_assert_uint_eq(w.len, wlen);
+		ck_assert_mem_eq(w.data, wire, wlen);
+		pushreceipt_ids_hash((const uint8_t(*)[HASH_BYTES])k.ids,
+				     k.count, h);
+		ck_assert_int_eq(pushreceipt_wire_unpack(wire, wlen, h, &back),
+				 BS_OK);
+		ck_assert_uint_eq(back.len, elen);
+		ck_assert_mem_eq(back.data, enc, elen);
+		ck_assert_int_eq(pushreceipt_decode(back.data, back.len, &pr),
+				 BS_OK);
+		ck_assert_int_eq(pushreceipt_verify(&pr, k.public), BS_OK);
+		pushreceipt_release(&pr);
+		/* the hash of other ids: decodes, does not verify */
+		h[HASH_BYTES - 1] ^= 1;
+		buf_reset(&back);
+		ck_assert_int_eq(pushreceipt_wire_unpack(wire, wlen, h, &back),
+				 BS_OK);
+		ck_assert_int_eq(pushreceipt_decode(back.data, back.len, &pr),
+				 BS_OK);
+		ck_assert_int_eq(pushreceipt_verify(&pr, k.public),
+				 BS_ESIGNATURE);
+		pushreceipt_release(&pr);
+		buf_release(&w);
+		buf_release(&back);
+		free(k.items);
+	}
+}
+END_TEST
+
+/* Both directions refuse what they cannot find the hash's place in, and
+ * then leave the output as it was. */
+START_TEST(wire_form_malformed)
+{
+	static uint8_t enc[KAT_MAX], wire[KAT_MAX];
+	uint8_t h[HASH_BYTES] = {0};
+	size_t elen = kat_encoded("pr-single", enc), wlen, cut, off;
+	struct buf out;
+
+	wlen = kat_hex(VECTORS, "pr-single", "wire", wire, KAT_MAX);
+	/* the hash sits after magic, version, blob and a one-byte count */
+	off = 4 + 1 + 2 + (size_t)(enc[5] & 0x7f) + ((size_t)enc[6] << 7) + 1;
+	ck_assert_mem_eq(enc + off, kat_hex_ids_hash("pr-single"), HASH_BYTES);
+	buf_init(&out, PUSHRECEIPT_SIGNED_MAX);
+	buf_append(&out, "x", 1);
+	for (cut = 0; cut < off; cut++) {
+		ck_assert_int_eq(pushreceipt_wire_pack(enc, cut, &out),
+				 BS_ETRUNCATED);
+		ck_assert_int_eq(pushreceipt_wire_unpack(wire, cut, h, &out),
+				 BS_ETRUNCATED);
+	}
+	for (; cut < off + HASH_BYTES; cut++)
+		ck_assert_int_eq(pushreceipt_wire_pack(enc, cut, &out),
+				 BS_ETRUNCATED);
+	enc[0] = 'X';
+	wire[4] = 2;
+	ck_assert_int_eq(pushreceipt_wire_pack(enc, elen, &out), BS_EMAGIC);
+	ck_assert_int_eq(pushreceipt_wire_unpack(wire, wlen, h, &out),
+			 BS_EVERSION);
+	ck_assert_int_eq(pushreceipt_wire_unpack(wire, PUSHRECEIPT_WIRE_MAX + 1,
+						 h, &out),
+			 BS_ELIMIT);
+	ck_assert_uint_eq(out.len, 1);
+	ck_assert_int_eq(out.status, BS_OK);
+	buf_release(&out);
+}
+END_TEST
+
 static Suite *pushreceipt_suite(void)
 {
 	Suite *s = suite_create("pushreceipt");
@@ -1197,6 +1299,8 @@ static Suite *pushreceipt_suite(void)
 
 	tcase_add_test(kat, kat_vectors);
 	tcase_add_test(kat, ids_hash);
+	tcase_add_test(kat, wire_form_kat);
+	tcase_add_test(bad, wire_form_malformed);
 	tcase_add_test(rt, roundtrip_random);
 	tcase_add_test(rt, sign_appends);
 	tcase_add_test(bad, truncated_at_every_offset);

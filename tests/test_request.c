@@ -35,7 +35,8 @@ static void keys_init(void)
 #define VECTORS "request-kat.txt"
 
 struct kat_req {
-	uint8_t seed[32], device[32], body_hash[32], challenge[32];
+	uint8_t seed[32], device[32], body_hash[32];
+	uint8_t challenge[REQUEST_CHALLENGE_BYTES];
 	uint8_t sig[SIGN_BYTES];
 	char method[REQUEST_METHOD_MAX + 1], path[REQUEST_PATH_MAX + 1];
 	uint8_t body[256], signed_[MSG_MAX], message[MSG_MAX];
@@ -49,8 +50,9 @@ static void kat_req_load(const char *name, struct kat_req *k)
 	ck_assert_uint_eq(kat_hex(VECTORS, name, "device", k->device, 32), 32);
 	ck_assert_uint_eq(kat_hex(VECTORS, name, "body_hash", k->body_hash, 32),
 			  32);
-	ck_assert_uint_eq(kat_hex(VECTORS, name, "challenge", k->challenge, 32),
-			  32);
+	ck_assert_uint_eq(kat_hex(VECTORS, name, "challenge", k->challenge,
+				  REQUEST_CHALLENGE_BYTES),
+			  REQUEST_CHALLENGE_BYTES);
 	ck_assert_uint_eq(
 	    kat_hex(VECTORS, name, "signature", k->sig, SIGN_BYTES),
 	    SIGN_BYTES);
@@ -66,7 +68,7 @@ static void kat_req_auth(const struct kat_req *k, struct request_auth *ra)
 	ra->method = k->method;
 	ra->path = k->path;
 	memcpy(ra->body_hash, k->body_hash, 32);
-	memcpy(ra->challenge, k->challenge, 32);
+	memcpy(ra->challenge, k->challenge, REQUEST_CHALLENGE_BYTES);
 	memcpy(ra->device, k->device, 32);
 }
 
@@ -82,9 +84,9 @@ static size_t signed_bytes(const struct request_auth *ra, uint8_t *out)
 	memcpy(out + n, ra->path, plen);
 	n += plen;
 	memcpy(out + n, ra->body_hash, 32);
-	memcpy(out + n + 32, ra->challenge, 32);
-	memcpy(out + n + 64, ra->device, 32);
-	return n + 96;
+	memcpy(out + n + 32, ra->challenge, 16);
+	memcpy(out + n + 48, ra->device, 32);
+	return n + 80;
 }
 
 /* Verifies with libsodium alone over label 0x00 signed bytes. */
@@ -192,6 +194,8 @@ START_TEST(any_part_changed_fails)
 		kat_req_auth(&k, &ra);
 		ra.body_hash[i / 8] ^= (uint8_t)(1u << (i % 8));
 		ck_assert_int_eq(request_verify(&ra, k.sig), BS_ESIGNATURE);
+	}
+	for (i = 0; i < REQUEST_CHALLENGE_BYTES * 8; i++) {
 		kat_req_auth(&k, &ra);
 		ra.challenge[i / 8] ^= (uint8_t)(1u << (i % 8));
 		ck_assert_int_eq(request_verify(&ra, k.sig), BS_ESIGNATURE);
@@ -393,6 +397,31 @@ START_TEST(signature_under_other_labels)
 }
 END_TEST
 
+/* A signature in the layout before challenges were 16 bytes (a 32-byte
+ * challenge) does not verify for the challenge's first 16 bytes: an old
+ * client's request is refused, not misread. */
+START_TEST(old_32_byte_challenge_refused)
+{
+	struct kat_req k;
+	struct request_auth ra;
+	uint8_t msg[sizeof request_label + MSG_MAX], sig[SIGN_BYTES];
+	size_t n;
+
+	keys_init();
+	kat_req_load("post-push", &k);
+	kat_req_auth(&k, &ra);
+	memcpy(msg, request_label, sizeof request_label);
+	n = sizeof request_label + signed_bytes(&ra, msg + sizeof request_label);
+	/* the 16 bytes more of the challenge go before the device key */
+	memmove(msg + n - 32 + 16, msg + n - 32, 32);
+	memset(msg + n - 32, 0x5a, 16);
+	n += 16;
+	ck_assert_int_eq(crypto_sign_detached(sig, NULL, msg, n, sk_b), 0);
+	ck_assert_int_eq(crypto_sign_verify_detached(sig, msg, n, pk_b), 0);
+	ck_assert_int_eq(request_verify(&ra, sig), BS_ESIGNATURE);
+}
+END_TEST
+
 START_TEST(roundtrip_random)
 {
 	unsigned seed = 2718;
@@ -418,16 +447,16 @@ START_TEST(roundtrip_random)
 		path[plen] = '\0';
 		ra.method = method;
 		ra.path = path;
-		for (j = 0; j < 32; j++) {
+		for (j = 0; j < 32; j++)
 			ra.body_hash[j] = (uint8_t)rand_r(&seed);
+		for (j = 0; j < REQUEST_CHALLENGE_BYTES; j++)
 			ra.challenge[j] = (uint8_t)rand_r(&seed);
-		}
 		memcpy(ra.device, use_c ? pk_c : pk_b, 32);
 		ck_assert_int_eq(request_sign(&ra, use_c ? sk_c : sk_b, sig),
 				 BS_OK);
 		ck_assert_int_eq(request_verify(&ra, sig), BS_OK);
 		ck_assert_int_eq(independent_verify(&ra, sig), 0);
-		ra.challenge[rand_r(&seed) % 32] ^= 0x40;
+		ra.challenge[rand_r(&seed) % REQUEST_CHALLENGE_BYTES] ^= 0x40;
 		ck_assert_int_eq(request_verify(&ra, sig), BS_ESIGNATURE);
 	}
 }
@@ -472,6 +501,7 @@ static Suite *request_suite(void)
 	tcase_add_test(parts, signed_by_other_key);
 	tcase_add_test(parts, length_limits);
 	tcase_add_test(parts, resource_failures);
+	tcase_add_test(parts, old_32_byte_challenge_refused);
 	tcase_add_test(sig, signature_flips);
 	tcase_add_test(sig, malleated_signature_refused);
 	tcase_add_test(sig, signature_under_other_labels);

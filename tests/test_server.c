@@ -681,6 +681,22 @@ static void stream_init(struct buf *b)
 
 /* ---- devices: keys, challenges, signed requests ---- */
 
+/* A challenge as the server sends it: base64url without padding. */
+#define CHALLENGE_TEXT 22
+
+static void challenge_to_bin(const char *text,
+			     uint8_t out[REQUEST_CHALLENGE_BYTES])
+{
+	size_t got = 0;
+
+	ck_assert_uint_eq(strlen(text), CHALLENGE_TEXT);
+	ck_assert_int_eq(sodium_base642bin(out, REQUEST_CHALLENGE_BYTES, text,
+					   CHALLENGE_TEXT, NULL, &got, NULL,
+					   sodium_base64_VARIANT_URLSAFE_NO_PADDING),
+			 0);
+	ck_assert_uint_eq(got, REQUEST_CHALLENGE_BYTES);
+}
+
 struct dev {
 	uint8_t pk[SIGN_PUBLIC_BYTES];
 	uint8_t sk[SIGN_SECRET_BYTES];
@@ -738,10 +754,11 @@ static int dev_challenge(struct dev *d, char out[65])
 		reply_free(&r);
 		return -1;
 	}
-	ck_assert_uint_eq(r.len, 64);
+	/* base64url of 16 bytes, no padding: 22 characters */
+	ck_assert_uint_eq(r.len, CHALLENGE_TEXT);
 	ck_assert_str_eq(r.challenge, (const char *)r.body);
-	memcpy(out, r.body, 64);
-	out[64] = '\0';
+	memcpy(out, r.body, CHALLENGE_TEXT);
+	out[CHALLENGE_TEXT] = '\0';
 	reply_free(&r);
 	return 0;
 }
@@ -753,7 +770,7 @@ struct auth {
 	char signature[160];
 };
 
-static void auth_make(const struct dev *d, const char *challenge_hex,
+static void auth_make(const struct dev *d, const char *challenge_text,
 		      const char *method, const char *target, const void *body,
 		      size_t len, struct auth *a)
 {
@@ -765,13 +782,13 @@ static void auth_make(const struct dev *d, const char *challenge_hex,
 	ra.method = method;
 	ra.path = target;
 	hash_sha256(ra.body_hash, body, len, NULL, 0);
-	hex_to_bin(challenge_hex, ra.challenge, sizeof ra.challenge);
+	challenge_to_bin(challenge_text, ra.challenge);
 	memcpy(ra.device, d->pk, sizeof ra.device);
 	ck_assert_int_eq(request_sign(&ra, d->sk, sig), BS_OK);
 	sodium_bin2hex(sighex, sizeof sighex, sig, sizeof sig);
 	snprintf(a->device, sizeof a->device, "X-BS-Device: %s", d->hex);
 	snprintf(a->challenge, sizeof a->challenge, "X-BS-Challenge: %s",
-		 challenge_hex);
+		 challenge_text);
 	snprintf(a->signature, sizeof a->signature, "X-BS-Signature: %s",
 		 sighex);
 }
@@ -1815,6 +1832,71 @@ START_TEST(test_push_receipt)
 }
 END_TEST
 
+/* With receipt=wire the push receipt comes without the ids hash: put
+ * back from the ids sent, in order, it verifies; in another order not. */
+START_TEST(test_push_receipt_wire)
+{
+	struct dev a;
+	struct cset c1, c2;
+	struct pushreceipt pr;
+	struct reply r;
+	struct frames f;
+	struct buf body, full, again;
+	uint8_t ids[2][HASH_BYTES], h[HASH_BYTES];
+
+	enroll(&a, "branch", "b1");
+	dev_member(&a, &c1, "b1");
+	dev_member(&a, &c2, "b1");
+	push_stream((const struct cset *const[]){&c1, &c2}, 2, &body);
+	ck_assert_int_eq(dev_call(&a, "POST", "/v1/push?receipt=wire",
+				  body.data, body.len, &r),
+			 200);
+	ck_assert_int_eq(frames_parse(r.body, r.len, &f), BS_OK);
+	ck_assert_uint_eq(f.n, 1);
+	ck_assert_int_eq(f.type[0], FRAME_PUSHRECEIPT);
+	memcpy(ids[0], c1.id, HASH_BYTES);
+	memcpy(ids[1], c2.id, HASH_BYTES);
+	pushreceipt_ids_hash((const uint8_t(*)[HASH_BYTES])ids, 2, h);
+	buf_init(&full, PUSHRECEIPT_SIGNED_MAX);
+	buf_init(&again, PUSHRECEIPT_SIGNED_MAX);
+	ck_assert_int_eq(pushreceipt_wire_unpack(f.p[0], f.len[0], h, &full),
+			 BS_OK);
+	ck_assert_uint_eq(full.len, f.len[0] + HASH_BYTES);
+	ck_assert_int_eq(pushreceipt_decode(full.data, full.len, &pr), BS_OK);
+	ck_assert_int_eq(pushreceipt_verify(&pr, S.pk), BS_OK);
+	ck_assert_uint_eq(pr.count, 2);
+	ck_assert_int_eq(pr.items[0].status, VERDICT_ACCEPTED);
+	ck_assert_int_eq(pr.items[1].status, VERDICT_ACCEPTED);
+	ck_assert_mem_eq(pr.ids_hash, h, HASH_BYTES);
+	pushreceipt_release(&pr);
+	ck_assert_int_eq(pushreceipt_wire_pack(full.data, full.len, &again),
+			 BS_OK);
+	ck_assert_uint_eq(again.len, f.len[0]);
+	ck_assert_mem_eq(again.data, f.p[0], f.len[0]);
+	/* the ids in the other order: the signature does not hold */
+	memcpy(ids[0], c2.id, HASH_BYTES);
+	memcpy(ids[1], c1.id, HASH_BYTES);
+	pushreceipt_ids_hash((const uint8_t(*)[HASH_BYTES])ids, 2, h);
+	buf_reset(&full);
+	ck_assert_int_eq(pushreceipt_wire_unpack(f.p[0], f.len[0], h, &full),
+			 BS_OK);
+	ck_assert_int_eq(pushreceipt_decode(full.data, full.len, &pr), BS_OK);
+	ck_assert_int_eq(pushreceipt_verify(&pr, S.pk), BS_ESIGNATURE);
+	pushreceipt_release(&pr);
+	frames_free(&f);
+	reply_free(&r);
+	buf_release(&body);
+	buf_release(&full);
+	buf_release(&again);
+	ck_assert_int_eq(logged(&c1), 1);
+	ck_assert_int_eq(logged(&c2), 1);
+	cset_free(&c1);
+	cset_free(&c2);
+	assert_alive();
+	dev_free(&a);
+}
+END_TEST
+
 /* ---- tests: body limits ---- */
 
 static uint64_t metric(const char *name)
@@ -1944,27 +2026,41 @@ END_TEST
 /* ---- tests: request authentication and replay ---- */
 
 /* The one-header form: "Authorization: BS " and base64url (no padding)
- * of device || challenge || signature (docs/API.md). */
-static void auth_line(const struct dev *d, const char *challenge_hex,
-		      const char *method, const char *target, const void *body,
-		      size_t len, char out[256])
+ * of device || challenge || signature (`named`, the long form), or of
+ * challenge || signature (the short form) (docs/API.md). The signature
+ * covers d's key either way. */
+static void auth_line_form(const struct dev *d, const char *challenge_text,
+			   int named, const char *method, const char *target,
+			   const void *body, size_t len, char out[256])
 {
 	struct request_auth ra;
-	uint8_t raw[32 + 32 + SIGN_BYTES];
-	size_t n;
+	uint8_t raw[32 + REQUEST_CHALLENGE_BYTES + SIGN_BYTES];
+	size_t n, k = named ? 32 : 0;
 
 	memset(&ra, 0, sizeof ra);
 	ra.method = method;
 	ra.path = target;
 	hash_sha256(ra.body_hash, body, len, NULL, 0);
-	hex_to_bin(challenge_hex, ra.challenge, sizeof ra.challenge);
+	challenge_to_bin(challenge_text, ra.challenge);
 	memcpy(ra.device, d->pk, sizeof ra.device);
-	memcpy(raw, d->pk, 32);
-	memcpy(raw + 32, ra.challenge, 32);
-	ck_assert_int_eq(request_sign(&ra, d->sk, raw + 64), BS_OK);
+	memcpy(raw, d->pk, k);
+	memcpy(raw + k, ra.challenge, REQUEST_CHALLENGE_BYTES);
+	ck_assert_int_eq(request_sign(&ra, d->sk,
+				      raw + k + REQUEST_CHALLENGE_BYTES),
+			 BS_OK);
 	n = (size_t)snprintf(out, 256, "Authorization: BS ");
-	sodium_bin2base64(out + n, 256 - n, raw, sizeof raw,
+	sodium_bin2base64(out + n, 256 - n, raw,
+			  k + REQUEST_CHALLENGE_BYTES + SIGN_BYTES,
 			  sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+	/* 150 characters long, 107 short */
+	ck_assert_uint_eq(strlen(out + n), named ? 150 : 107);
+}
+
+static void auth_line(const struct dev *d, const char *challenge_text,
+		      const char *method, const char *target, const void *body,
+		      size_t len, char out[256])
+{
+	auth_line_form(d, challenge_text, 1, method, target, body, len, out);
 }
 
 START_TEST(test_auth_header)
@@ -1986,7 +2082,7 @@ START_TEST(test_auth_header)
 	auth_line(&a, ch, "POST", "/v1/push", b.data, b.len, line);
 	ck_assert_int_eq(http_send("POST", "/v1/push", h, b.data, b.len, &r),
 			 200);
-	ck_assert_uint_eq(strlen(r.challenge), 64);
+	ck_assert_uint_eq(strlen(r.challenge), CHALLENGE_TEXT);
 	reply_free(&r);
 	ck_assert_int_eq(logged(&c1), 1);
 	/* and replayed, refused */
@@ -2007,18 +2103,22 @@ START_TEST(test_auth_header)
 	assert_error(&r, 401, "does not verify");
 	reply_free(&r);
 
-	/* malformed: another scheme, padding, a byte short, a byte more,
-	 * characters outside base64url */
+	/* malformed: another scheme, padding, a character short, three
+	 * bytes more, characters outside base64url; lengths of neither form
+	 * (96 bytes: between; 128: device, a 32-byte challenge and
+	 * signature, the form before challenges were 16 bytes) */
 	ck_assert_int_eq(dev_challenge(&a, ch), 0);
 	auth_line(&a, ch, "POST", "/v1/push", b2.data, b2.len, line);
 	{
 		const char *v = line + strlen("Authorization: BS ");
 		const char *forms[] = {"Authorization: Bearer %s",
 				       "Authorization: BS %s=",
-				       "Authorization: BS %.168s",
+				       "Authorization: BS %.149s",
 				       "Authorization: BS %sAAAA",
-				       "Authorization: BS +%.170s",
-				       "Authorization: BS  %s"};
+				       "Authorization: BS +%.149s",
+				       "Authorization: BS  %s",
+				       "Authorization: BS %.128s",
+				       "Authorization: BS %sAAAAAAAAAAAAAAAAAAAAA"};
 		size_t i;
 
 		h[0] = bad;
@@ -2046,6 +2146,193 @@ START_TEST(test_auth_header)
 }
 END_TEST
 
+/* Sends a POST /v1/push of b with one header line (and the type). */
+static long push_with_line(const char *line, const struct buf *b,
+			   struct reply *r)
+{
+	const char *h[3] = {line, "Content-Type: " CT_FRAMES, NULL};
+
+	return http_send("POST", "/v1/push", h, b->data, b->len, r);
+}
+
+/* A challenge from the answer to a's own signed request: bound to a. */
+static void bound_challenge(struct dev *a, char ch[65])
+{
+	struct reply r;
+
+	a->challenge[0] = '\0';
+	ck_assert_int_eq(dev_call(a, "GET", "/v1/pull?after=0&limit=1", NULL,
+				  0, &r),
+			 200);
+	reply_free(&r);
+	ck_assert_int_eq(dev_challenge(a, ch), 0);
+}
+
+/* Challenges bound to the device whose signed request they answered: the
+ * short form (challenge || signature) takes the device from the challenge;
+ * it needs a bound challenge, works once, and only for that device; the
+ * long form naming another device is refused. */
+START_TEST(test_auth_bound)
+{
+	struct dev a, b;
+	struct cset c1, c2, c3;
+	struct buf s1, s2, s3;
+	struct reply r;
+	char ch[65], line[256], line2[256];
+	size_t n;
+
+	enroll(&a, "branch", "b1");
+	enroll(&b, "branch", "b1");
+	dev_member(&a, &c1, "b1");
+	dev_member(&a, &c2, "b1");
+	dev_member(&a, &c3, "b1");
+	push_stream((const struct cset *const[]){&c1}, 1, &s1);
+	push_stream((const struct cset *const[]){&c2}, 1, &s2);
+	push_stream((const struct cset *const[]){&c3}, 1, &s3);
+
+	/* short form with a bound challenge: accepted; replayed: refused */
+	bound_challenge(&a, ch);
+	auth_line_form(&a, ch, 0, "POST", "/v1/push", s1.data, s1.len, line);
+	ck_assert_int_eq(push_with_line(line, &s1, &r), 200);
+	ck_assert_uint_eq(strlen(r.challenge), CHALLENGE_TEXT);
+	/* and its answer's challenge is bound too: short form again */
+	memcpy(ch, r.challenge, sizeof ch);
+	reply_free(&r);
+	ck_assert_int_eq(logged(&c1), 1);
+	ck_assert_int_eq(push_with_line(line, &s1, &r), 401);
+	assert_error(&r, 401, "challenge");
+	reply_free(&r);
+	auth_line_form(&a, ch, 0, "GET", "/v1/pull?after=0", NULL, 0, line2);
+	{
+		const char *h[2] = {line2, NULL};
+
+		ck_assert_int_eq(http_send("GET", "/v1/pull?after=0", h, NULL,
+					   0, &r),
+				 200);
+		reply_free(&r);
+	}
+
+	/* short form with an unbound challenge (GET /v1/challenge): refused,
+	 * and the challenge is spent */
+	a.challenge[0] = '\0';
+	ck_assert_int_eq(dev_challenge(&a, ch), 0);
+	auth_line_form(&a, ch, 0, "POST", "/v1/push", s2.data, s2.len, line);
+	ck_assert_int_eq(push_with_line(line, &s2, &r), 401);
+	assert_error(&r, 401, "not issued to a device");
+	assert_error(&r, 401, "challenge");
+	/* the challenge of a 401 answer is unbound as well */
+	memcpy(ch, r.challenge, sizeof ch);
+	reply_free(&r);
+	auth_line_form(&a, ch, 0, "POST", "/v1/push", s2.data, s2.len, line2);
+	ck_assert_int_eq(push_with_line(line2, &s2, &r), 401);
+	assert_error(&r, 401, "not issued to a device");
+	reply_free(&r);
+	auth_line(&a, ch, "POST", "/v1/push", s2.data, s2.len, line2);
+	ck_assert_int_eq(push_with_line(line2, &s2, &r), 401);
+	assert_error(&r, 401, "challenge");
+	reply_free(&r);
+	ck_assert_int_eq(logged(&c2), 0);
+
+	/* long form with a's bound challenge but naming b, signed by b:
+	 * refused, and spent (a cannot use it after) */
+	bound_challenge(&a, ch);
+	auth_line(&b, ch, "POST", "/v1/push", s2.data, s2.len, line);
+	ck_assert_int_eq(push_with_line(line, &s2, &r), 401);
+	assert_error(&r, 401, "issued to another device");
+	reply_free(&r);
+	auth_line_form(&a, ch, 0, "POST", "/v1/push", s2.data, s2.len, line);
+	ck_assert_int_eq(push_with_line(line, &s2, &r), 401);
+	assert_error(&r, 401, "challenge");
+	reply_free(&r);
+	/* the same through the three headers */
+	bound_challenge(&a, ch);
+	{
+		struct auth au;
+
+		auth_make(&b, ch, "POST", "/v1/push", s2.data, s2.len, &au);
+		send_with(&au, "POST", "/v1/push", CT_FRAMES, NULL, NULL,
+			  s2.data, s2.len, &r);
+		assert_error(&r, 401, "issued to another device");
+		reply_free(&r);
+	}
+	/* b signing a's bound challenge in the short form: the server
+	 * checks a's key, which does not verify b's signature */
+	bound_challenge(&a, ch);
+	auth_line_form(&b, ch, 0, "POST", "/v1/push", s2.data, s2.len, line);
+	ck_assert_int_eq(push_with_line(line, &s2, &r), 401);
+	assert_error(&r, 401, "does not verify");
+	reply_free(&r);
+	ck_assert_int_eq(logged(&c2), 0);
+
+	/* long form naming the device the challenge is bound to: fine */
+	bound_challenge(&a, ch);
+	auth_line(&a, ch, "POST", "/v1/push", s2.data, s2.len, line);
+	ck_assert_int_eq(push_with_line(line, &s2, &r), 200);
+	reply_free(&r);
+	ck_assert_int_eq(logged(&c2), 1);
+
+	/* tampered short form: a signature character (does not verify, the
+	 * challenge spent), a challenge character (unknown challenge, the
+	 * real one kept) */
+	bound_challenge(&a, ch);
+	auth_line_form(&a, ch, 0, "POST", "/v1/push", s3.data, s3.len, line);
+	n = strlen(line);
+	memcpy(line2, line, n + 1);
+	line2[n - 5] = line2[n - 5] == 'A' ? 'B' : 'A';
+	line2[20] = line2[20] == 'A' ? 'B' : 'A';
+	ck_assert_int_eq(push_with_line(line2, &s3, &r), 401);
+	assert_error(&r, 401, "challenge");
+	reply_free(&r);
+	memcpy(line2, line, n + 1);
+	line2[n - 5] = line2[n - 5] == 'A' ? 'B' : 'A';
+	ck_assert_int_eq(push_with_line(line2, &s3, &r), 401);
+	assert_error(&r, 401, "does not verify");
+	reply_free(&r);
+	ck_assert_int_eq(push_with_line(line, &s3, &r), 401);
+	assert_error(&r, 401, "challenge");
+	reply_free(&r);
+	/* wrong lengths of the short form: a character short or more */
+	bound_challenge(&a, ch);
+	auth_line_form(&a, ch, 0, "POST", "/v1/push", s3.data, s3.len, line);
+	n = strlen(line);
+	memcpy(line2, line, n + 1);
+	line2[n - 1] = '\0';
+	ck_assert_int_eq(push_with_line(line2, &s3, &r), 401);
+	assert_error(&r, 401, "not signed");
+	reply_free(&r);
+	snprintf(line2, sizeof line2, "%sAAAA", line);
+	ck_assert_int_eq(push_with_line(line2, &s3, &r), 401);
+	assert_error(&r, 401, "not signed");
+	reply_free(&r);
+	/* the old form of the three headers: a 32-byte challenge in hex */
+	{
+		struct auth au;
+
+		auth_make(&a, ch, "POST", "/v1/push", s3.data, s3.len, &au);
+		snprintf(au.challenge, sizeof au.challenge,
+			 "X-BS-Challenge: %064d", 0);
+		send_with(&au, "POST", "/v1/push", CT_FRAMES, NULL, NULL,
+			  s3.data, s3.len, &r);
+		assert_error(&r, 401, "not signed");
+		reply_free(&r);
+	}
+	/* none of those spent the challenge */
+	ck_assert_int_eq(push_with_line(line, &s3, &r), 200);
+	reply_free(&r);
+	ck_assert_int_eq(logged(&c3), 1);
+
+	buf_release(&s1);
+	buf_release(&s2);
+	buf_release(&s3);
+	cset_free(&c1);
+	cset_free(&c2);
+	cset_free(&c3);
+	assert_alive();
+	dev_free(&a);
+	dev_free(&b);
+}
+END_TEST
+
 
 START_TEST(test_auth)
 {
@@ -2067,7 +2354,7 @@ START_TEST(test_auth)
 	send_with(NULL, "POST", "/v1/push", CT_FRAMES, NULL, NULL, b.data,
 		  b.len, &r);
 	assert_error(&r, 401, "not signed");
-	ck_assert_uint_eq(strlen(r.challenge), 64);
+	ck_assert_uint_eq(strlen(r.challenge), CHALLENGE_TEXT);
 	reply_free(&r);
 	ck_assert_int_eq(http_get("/v1/pull?after=0", &r), 401);
 	reply_free(&r);
@@ -2078,12 +2365,13 @@ START_TEST(test_auth)
 
 	/* a challenge the server never issued */
 	{
-		uint8_t raw[32];
-		char hx[65];
+		uint8_t raw[REQUEST_CHALLENGE_BYTES];
+		char text[CHALLENGE_TEXT + 1];
 
 		randombytes_buf(raw, sizeof raw);
-		sodium_bin2hex(hx, sizeof hx, raw, sizeof raw);
-		auth_make(&a, hx, "POST", "/v1/push", b.data, b.len, &au);
+		sodium_bin2base64(text, sizeof text, raw, sizeof raw,
+				  sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+		auth_make(&a, text, "POST", "/v1/push", b.data, b.len, &au);
 	}
 	send_with(&au, "POST", "/v1/push", CT_FRAMES, NULL, NULL, b.data, b.len,
 		  &r);
@@ -2163,7 +2451,7 @@ START_TEST(test_auth)
 	/* the challenge carried by an answer works for the next request */
 	memcpy(a.challenge, r.challenge, sizeof a.challenge);
 	reply_free(&r);
-	ck_assert_uint_eq(strlen(a.challenge), 64);
+	ck_assert_uint_eq(strlen(a.challenge), CHALLENGE_TEXT);
 	ck_assert_int_eq(
 	    dev_call(&a, "GET", "/v1/pull?after=0&limit=5", NULL, 0, &r), 200);
 	reply_free(&r);
@@ -2305,7 +2593,7 @@ START_TEST(test_revoked)
 	ck_assert_int_eq(push_try(&a, (const struct cset *const[]){&c2}, 1, &p),
 			 403);
 	assert_error(&p.rep, 403, "revoked");
-	ck_assert_uint_eq(strlen(p.rep.challenge), 64);
+	ck_assert_uint_eq(strlen(p.rep.challenge), CHALLENGE_TEXT);
 	pushed_free(&p);
 	ck_assert_int_eq(dev_call(&a, "GET", "/v1/pull?after=0", NULL, 0, &r),
 			 403);
@@ -3247,8 +3535,10 @@ static Suite *server_suite(void)
 	tcase_add_test(tc, test_body_limits);
 	tcase_add_test(tc, test_auth);
 	tcase_add_test(tc, test_auth_header);
+	tcase_add_test(tc, test_auth_bound);
 	tcase_add_test(tc, test_compact_push);
 	tcase_add_test(tc, test_push_receipt);
+	tcase_add_test(tc, test_push_receipt_wire);
 	tcase_add_test(tc, test_unlogged_refusals);
 	tcase_add_test(tc, test_revoked);
 	tcase_add_test(tc, test_out_of_scope);

@@ -1,6 +1,7 @@
 /* test_store.c - Check suite 'store' for server/store: one-time challenges
- * kept in memory (used once, expired, unknown, forgotten oldest first past
- * STORE_CHALLENGES_MAX, shared with readers, from many threads), contact
+ * kept in memory (used once, expired, unknown, bound to a device or not,
+ * forgotten oldest first past STORE_CHALLENGES_MAX, shared with readers,
+ * from many threads), contact
  * times noted in memory and written by store_touch_flush, devices written
  * and read back through a reader. A real data directory in a temporary
  * folder. */
@@ -43,39 +44,83 @@ static void teardown(void)
 	ck_assert_int_eq(system(cmd), 0);
 }
 
-START_TEST(challenge_used_once)
+/* store_challenge_use for a challenge made unbound: never reports one. */
+static int unbound_use(struct store *s, const uint8_t *c, int64_t now_ms,
+		       struct err *e)
 {
-	uint8_t c[32], d[32];
+	uint8_t dev[SIGN_PUBLIC_BYTES];
+	int bound = -1, rc;
+
+	rc = store_challenge_use(s, c, now_ms, dev, &bound, e);
+	ck_assert_int_eq(bound, 0);
+	return rc;
+}
+
+/* A challenge made for a device reports that device when used, once; one
+ * made for none, none; an expired bound one fails like any other. */
+START_TEST(challenge_bound)
+{
+	uint8_t c[REQUEST_CHALLENGE_BYTES], d[REQUEST_CHALLENGE_BYTES];
+	uint8_t f[REQUEST_CHALLENGE_BYTES], key[SIGN_PUBLIC_BYTES];
+	uint8_t key2[SIGN_PUBLIC_BYTES], got[SIGN_PUBLIC_BYTES];
+	int bound = -1;
 	struct err e;
 
 	err_init(&e);
-	ck_assert_int_eq(store_challenge_make(w, T0, c, &e), 0);
-	ck_assert_int_eq(store_challenge_make(w, T0, d, &e), 0);
-	ck_assert_mem_ne(c, d, 32);
+	memset(key, 0xa5, sizeof key);
+	memset(key2, 0x3c, sizeof key2);
+	ck_assert_int_eq(store_challenge_make(w, T0, key, c, &e), 0);
+	ck_assert_int_eq(store_challenge_make(w, T0, NULL, d, &e), 0);
+	ck_assert_int_eq(store_challenge_make(w, T0, key2, f, &e), 0);
+	memset(got, 0, sizeof got);
+	ck_assert_int_eq(store_challenge_use(r, c, T0 + 1, got, &bound, &e), 0);
+	ck_assert_int_eq(bound, 1);
+	ck_assert_mem_eq(got, key, SIGN_PUBLIC_BYTES);
+	ck_assert_int_eq(store_challenge_use(w, c, T0 + 1, got, &bound, &e),
+			 -1);
+	ck_assert_int_eq(bound, 0);
+	ck_assert_int_eq(unbound_use(w, d, T0 + 2, &e), 0);
+	ck_assert_int_eq(store_challenge_use(w, f, T0 + TTL_MS + 1, got,
+					     &bound, &e),
+			 -1);
+	ck_assert_int_eq(bound, 0);
+	ck_assert_mem_eq(got, key, SIGN_PUBLIC_BYTES); /* untouched */
+}
+END_TEST
+
+START_TEST(challenge_used_once)
+{
+	uint8_t c[REQUEST_CHALLENGE_BYTES], d[REQUEST_CHALLENGE_BYTES];
+	struct err e;
+
+	err_init(&e);
+	ck_assert_int_eq(store_challenge_make(w, T0, NULL, c, &e), 0);
+	ck_assert_int_eq(store_challenge_make(w, T0, NULL, d, &e), 0);
+	ck_assert_mem_ne(c, d, REQUEST_CHALLENGE_BYTES);
 	/* a reader shares them */
-	ck_assert_int_eq(store_challenge_use(r, c, T0 + 1, &e), 0);
-	ck_assert_int_eq(store_challenge_use(w, c, T0 + 1, &e), -1);
+	ck_assert_int_eq(unbound_use(r, c, T0 + 1, &e), 0);
+	ck_assert_int_eq(unbound_use(w, c, T0 + 1, &e), -1);
 	ck_assert_ptr_nonnull(strstr(e.msg, "unknown, expired or already used"));
-	ck_assert_int_eq(store_challenge_use(w, d, T0 + 2, &e), 0);
-	ck_assert_int_eq(store_challenge_use(r, d, T0 + 2, &e), -1);
+	ck_assert_int_eq(unbound_use(w, d, T0 + 2, &e), 0);
+	ck_assert_int_eq(unbound_use(r, d, T0 + 2, &e), -1);
 }
 END_TEST
 
 START_TEST(challenge_expiry_and_unknown)
 {
-	uint8_t c[32], d[32], never[32];
+	uint8_t c[REQUEST_CHALLENGE_BYTES], d[REQUEST_CHALLENGE_BYTES], never[REQUEST_CHALLENGE_BYTES];
 	struct err e;
 
 	err_init(&e);
 	memset(never, 7, sizeof never);
-	ck_assert_int_eq(store_challenge_use(w, never, T0, &e), -1);
-	ck_assert_int_eq(store_challenge_make(w, T0, c, &e), 0);
-	ck_assert_int_eq(store_challenge_make(w, T0, d, &e), 0);
-	ck_assert_int_eq(store_challenge_use(w, never, T0, &e), -1);
+	ck_assert_int_eq(unbound_use(w, never, T0, &e), -1);
+	ck_assert_int_eq(store_challenge_make(w, T0, NULL, c, &e), 0);
+	ck_assert_int_eq(store_challenge_make(w, T0, NULL, d, &e), 0);
+	ck_assert_int_eq(unbound_use(w, never, T0, &e), -1);
 	/* the last instant is still good; after it, used up all the same */
-	ck_assert_int_eq(store_challenge_use(w, c, T0 + TTL_MS, &e), 0);
-	ck_assert_int_eq(store_challenge_use(w, d, T0 + TTL_MS + 1, &e), -1);
-	ck_assert_int_eq(store_challenge_use(w, d, T0, &e), -1);
+	ck_assert_int_eq(unbound_use(w, c, T0 + TTL_MS, &e), 0);
+	ck_assert_int_eq(unbound_use(w, d, T0 + TTL_MS + 1, &e), -1);
+	ck_assert_int_eq(unbound_use(w, d, T0, &e), -1);
 }
 END_TEST
 
@@ -83,24 +128,24 @@ END_TEST
  * between stay usable, and a used slot is reused without harm. */
 START_TEST(challenge_ring)
 {
-	static uint8_t all[STORE_CHALLENGES_MAX + 3][32];
+	static uint8_t all[STORE_CHALLENGES_MAX + 3][REQUEST_CHALLENGE_BYTES];
 	struct err e;
 	size_t i;
 
 	err_init(&e);
 	for (i = 0; i < STORE_CHALLENGES_MAX + 3; i++)
-		ck_assert_int_eq(store_challenge_make(w, T0, all[i], &e), 0);
+		ck_assert_int_eq(store_challenge_make(w, T0, NULL, all[i], &e), 0);
 	for (i = 0; i < 3; i++)
-		ck_assert_int_eq(store_challenge_use(w, all[i], T0, &e), -1);
+		ck_assert_int_eq(unbound_use(w, all[i], T0, &e), -1);
 	for (i = 3; i < STORE_CHALLENGES_MAX + 3; i += 997)
-		ck_assert_int_eq(store_challenge_use(w, all[i], T0, &e), 0);
-	ck_assert_int_eq(store_challenge_use(w, all[STORE_CHALLENGES_MAX + 2],
+		ck_assert_int_eq(unbound_use(w, all[i], T0, &e), 0);
+	ck_assert_int_eq(unbound_use(w, all[STORE_CHALLENGES_MAX + 2],
 					     T0, &e),
 			 0);
-	ck_assert_int_eq(store_challenge_use(w, all[4], T0, &e), 0);
-	ck_assert_int_eq(store_challenge_make(w, T0, all[0], &e), 0);
-	ck_assert_int_eq(store_challenge_use(w, all[5], T0, &e), 0);
-	ck_assert_int_eq(store_challenge_use(w, all[0], T0, &e), 0);
+	ck_assert_int_eq(unbound_use(w, all[4], T0, &e), 0);
+	ck_assert_int_eq(store_challenge_make(w, T0, NULL, all[0], &e), 0);
+	ck_assert_int_eq(unbound_use(w, all[5], T0, &e), 0);
+	ck_assert_int_eq(unbound_use(w, all[0], T0, &e), 0);
 }
 END_TEST
 
@@ -110,17 +155,18 @@ END_TEST
 static void *challenge_worker(void *arg)
 {
 	struct store *s = arg;
-	uint8_t c[32];
+	uint8_t c[REQUEST_CHALLENGE_BYTES], dev[SIGN_PUBLIC_BYTES];
 	struct err e;
-	int i, bad = 0;
+	int i, bad = 0, bound;
 
 	err_init(&e);
 	for (i = 0; i < PER_THREAD; i++) {
-		if (store_challenge_make(s, T0, c, &e) != 0)
+		if (store_challenge_make(s, T0, NULL, c, &e) != 0)
 			bad++;
-		if (store_challenge_use(s, c, T0, &e) != 0)
+		if (store_challenge_use(s, c, T0, dev, &bound, &e) != 0 ||
+		    bound)
 			bad++;
-		if (store_challenge_use(s, c, T0, &e) == 0)
+		if (store_challenge_use(s, c, T0, dev, &bound, &e) == 0)
 			bad++;
 	}
 	return (void *)(intptr_t)bad;
@@ -263,6 +309,7 @@ static Suite *store_suite(void)
 
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, challenge_used_once);
+	tcase_add_test(tc, challenge_bound);
 	tcase_add_test(tc, challenge_expiry_and_unknown);
 	tcase_add_test(tc, challenge_ring);
 	tcase_add_test(tc, challenges_from_threads);

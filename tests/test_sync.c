@@ -868,30 +868,60 @@ START_TEST(future_clock_does_not_win_forever)
 }
 END_TEST
 
-/* The challenge a sync keeps for the next one saves a round trip; a
- * stale or forged one costs one retry, never the sync. */
+/* The number of requests of a sync of one new set (which needs no pull). */
+static long long sync_one(const char *db, const char *name)
+{
+	struct harness_run r;
+	long long n;
+
+	harness_put(db, NULL, "members", name, NULL);
+	r = sync_ok(db);
+	ck_assert_int_eq(harness_json_int(r.out, "accepted"), 1);
+	n = harness_json_int(r.out, "requests");
+	harness_run_free(&r);
+	return n;
+}
+
+/* The challenge a sync keeps for the next one saves a round trip, and,
+ * bound to the device by the server, lets the request leave the device key
+ * out; a stale, forged or forgotten one (a restarted server) costs one
+ * retry, never the sync, in either form. */
 START_TEST(kept_challenge_stale_or_fresh)
 {
 	char a[400];
-	struct harness_run r;
+	int port;
 
 	device("a", "branch", "b1", a, sizeof a);
-	harness_put(a, NULL, "members", "name=Wang", NULL);
-	r = sync_ok(a);
-	harness_run_free(&r);
+	ck_assert_int_ge(sync_one(a, "name=Wang"), 2); /* asks for one */
 	ck_assert_int_eq(harness_db_int(a, "SELECT length(value) FROM "
-					"bs_settings WHERE key='challenge'"), 32);
-	/* a kept, fresh challenge: the next sync asks for none */
-	harness_put(a, NULL, "members", "name=Li", NULL);
-	r = sync_ok(a);
-	harness_run_free(&r);
-	/* a challenge the server never issued: refused, replaced, done */
+					"bs_settings WHERE key='challenge'"), 16);
+	ck_assert_int_eq(harness_db_int(a, "SELECT value FROM bs_settings"
+					" WHERE key='challenge_bound'"), 1);
+	/* a kept, fresh, bound challenge: the next sync asks for none and
+	 * its short form is accepted */
+	ck_assert_int_eq(sync_one(a, "name=Li"), 1);
+	/* a challenge the server never issued, taken for bound (short form)
+	 * or not (long form): refused, replaced, done */
+	harness_db_exec(a, "UPDATE bs_settings SET value=randomblob(16) "
+			   "WHERE key='challenge'");
+	ck_assert_int_eq(sync_one(a, "name=Zhao"), 2);
+	harness_db_exec(a, "UPDATE bs_settings SET value=randomblob(16) "
+			   "WHERE key='challenge'");
+	harness_db_exec(a, "DELETE FROM bs_settings WHERE"
+			   " key='challenge_bound'");
+	ck_assert_int_eq(sync_one(a, "name=Sun"), 2);
+	ck_assert_int_eq(harness_db_int(a, "SELECT value FROM bs_settings"
+					" WHERE key='challenge_bound'"), 1);
+	/* a 32-byte challenge kept by an older branchsync: not used */
 	harness_db_exec(a, "UPDATE bs_settings SET value=randomblob(32) "
 			   "WHERE key='challenge'");
-	harness_put(a, NULL, "members", "name=Zhao", NULL);
-	r = sync_ok(a);
-	ck_assert_int_eq(harness_json_int(r.out, "accepted"), 1);
-	harness_run_free(&r);
+	ck_assert_int_eq(sync_one(a, "name=Qian"), 2);
+	/* a restarted server forgets its challenges: the bound one kept is
+	 * refused and the sync goes on */
+	port = srv.port;
+	harness_server_stop(&srv);
+	server_start(port);
+	ck_assert_int_eq(sync_one(a, "name=Zhou"), 2);
 	ck_assert_int_eq(harness_db_int(a, "SELECT count(*) FROM bs_outbox "
 					"WHERE acked=0"), 0);
 }
