@@ -923,7 +923,7 @@ static int sync_apply_changeset(struct sync *s, uint64_t index,
 			(unsigned long long)index, why.msg);
 		return -1;
 	}
-	if (merge_apply(s->merge, &cs, &applied, &pg->stats, e))
+	if (merge_apply_checked(s->merge, &cs, &applied, &pg->stats, e))
 		return -1;
 	if (!applied)
 		return 0;
