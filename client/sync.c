@@ -25,6 +25,7 @@
 #include "merge.h"
 #include "merkle.h"
 #include "proof.h"
+#include "prefetch.h"
 #include "pushreceipt.h"
 #include "request.h"
 #include "wire.h"
@@ -1137,45 +1138,96 @@ static int sync_page_commit(struct sync *s, const struct checkpoint *cp,
 	return 0;
 }
 
-/* Pulls one page. *done when the cursor reached the checkpoint; *again
- * when the page must be asked for again (see sync_pull_behind). */
-static int sync_pull_page(struct sync *s, struct buf *eb, int *done,
+/* Asks for the page after the cursor, blocking. */
+static int sync_pull_fetch(struct sync *s, struct transport_reply *rep,
+			   struct err *e)
+{
+	char target[PREFETCH_TARGET_MAX];
+
+	snprintf(target, sizeof target, "/v1/pull?after=%" PRIu64 "&known=%"
+		 PRIu64 "&limit=%d", s->cursor, s->cp.size, SYNC_PULL_LIMIT);
+	return transport_request(s->t, "GET", target, NULL, 0,
+				 TRANSPORT_SIGNED | TRANSPORT_IDEMPOTENT, rep,
+				 e);
+}
+
+/* Reads, without judging anything, where the page in body says the pull
+ * goes on: its checkpoint's size and its cursor. 1 when there is a next
+ * page, 0 when not or when the answer does not read (the page itself then
+ * fails its checks). */
+static int sync_peek_next(struct sync *s, const struct buf *body,
+			  uint64_t *after, uint64_t *known)
+{
+	struct answer_frames fr;
+	struct checkpoint cp;
+	struct wire_reader r;
+	struct frame f;
+	struct err quiet;
+	int more = 0;
+
+	err_init(&quiet);
+	answer_frames_init(&fr, body, SYNC_ENTRY_FRAME_MAX);
+	if (answer_frames_expect(&fr, FRAME_CHECKPOINT, "checkpoint", &f,
+				 &quiet) ||
+	    checkpoint_decode(f.payload, f.len, &cp) != BS_OK)
+		goto cleanup;
+	while (answer_frames_next(&fr, &f, &quiet) == 1) {
+		if (f.type != FRAME_CURSOR)
+			continue;
+		wire_reader_init(&r, f.payload, f.len);
+		more = !wire_get_varint(&r, after) && !wire_expect_end(&r) &&
+		       *after < cp.size && *after > s->cursor;
+		*known = cp.size;
+		break;
+	}
+cleanup:
+	answer_frames_release(&fr);
+	return more;
+}
+
+/* Verifies and commits the page in rep. *done when the cursor reached the
+ * checkpoint; *again when the page must be asked for again (see
+ * sync_pull_behind). Before judging the page it sends the request for the
+ * next one on `next`, which asked for (*after, *known): the server and the
+ * link work on it while this page is merged. */
+static int sync_pull_page(struct sync *s, struct transport_reply *rep,
+			  struct buf *eb, struct prefetch *next,
+			  uint64_t *after, uint64_t *known, int *done,
 			  int *again, struct err *e)
 {
-	struct transport_reply rep;
 	struct answer_frames fr;
 	struct sync_page pg;
 	struct checkpoint cp;
 	uint8_t cpb[CHECKPOINT_SIGNED_MAX];
-	char target[160];
+	char target[PREFETCH_TARGET_MAX];
 	uint64_t cursor = 0;
 	int rc = -1, open = 0;
 
-	transport_reply_init(&rep);
-	/* initialised before the request so that every path may release */
-	answer_frames_init(&fr, &rep.body, SYNC_ENTRY_FRAME_MAX);
+	/* initialised first so that every path may release */
+	answer_frames_init(&fr, &rep->body, SYNC_ENTRY_FRAME_MAX);
 	buf_reset(eb);
-	snprintf(target, sizeof target, "/v1/pull?after=%" PRIu64 "&known=%"
-		 PRIu64 "&limit=%d", s->cursor, s->cp.size, SYNC_PULL_LIMIT);
-	if (transport_request(s->t, "GET", target, NULL, 0,
-			      TRANSPORT_SIGNED | TRANSPORT_IDEMPOTENT, &rep, e))
-		goto cleanup;
-	if (rep.status == 409 && !*again) {
+	if (rep->status == 409 && !*again) {
 		*again = 1;
 		rc = sync_pull_behind(s, e);
 		goto cleanup;
 	}
-	if (rep.status == 409) {
+	if (rep->status == 409) {
 		err_set(e, ERR_VERIFY, "the server does not accept the "
 			"checkpoint of %llu entries this device verified "
 			"before", (unsigned long long)s->cp.size);
 		goto cleanup;
 	}
-	if (rep.status != 200) {
-		answer_http_error(&rep, "pull", e);
+	if (rep->status != 200) {
+		answer_http_error(rep, "pull", e);
 		goto cleanup;
 	}
-	answer_frames_init(&fr, &rep.body, SYNC_ENTRY_FRAME_MAX);
+	if (sync_peek_next(s, &rep->body, after, known)) {
+		snprintf(target, sizeof target, "/v1/pull?after=%" PRIu64
+			 "&known=%" PRIu64 "&limit=%d", *after, *known,
+			 SYNC_PULL_LIMIT);
+		prefetch_start(next, s->t, target,
+			       TRANSPORT_SIGNED | TRANSPORT_IDEMPOTENT);
+	}
 	if (sync_answer_checkpoint(s, &fr, &cp, e) ||
 	    sync_page_begin(s, &pg, e))
 		goto cleanup;
@@ -1186,14 +1238,6 @@ static int sync_pull_page(struct sync *s, struct buf *eb, int *done,
 	open = 0;
 	*again = 0;
 	*done = cursor >= cp.size;
-	if (s->progress)
-		fprintf(stderr, "branchsync: pull: %llu log entries, %llu "
-			"merged, %llu bytes, at %llu of %llu\n",
-			(unsigned long long)s->sum->pulled,
-			(unsigned long long)s->sum->applied,
-			(unsigned long long)transport_bytes_received(s->t),
-			(unsigned long long)cursor,
-			(unsigned long long)cp.size);
 	rc = 0;
 cleanup:
 	if (open) {
@@ -1205,21 +1249,74 @@ cleanup:
 				      cpb, answer_checkpoint_bytes(&cp, cpb));
 	}
 	answer_frames_release(&fr);
-	transport_reply_release(&rep);
 	return rc;
+}
+
+/* The prefetched page becomes the next one to judge if it asked for what
+ * the committed cursor and checkpoint would ask now; else it is dropped
+ * and the page is asked for again. 1 when *rep holds it. */
+static int sync_take_next(struct sync *s, struct prefetch *next,
+			  uint64_t after, uint64_t known, int again,
+			  struct transport_reply *rep, struct err *e)
+{
+	struct err fe;
+	int taken = 0;
+
+	if (next->state == 0)
+		return 0;
+	err_init(&fe);
+	if (prefetch_wait(next, &fe) == 0 && !again && after == s->cursor &&
+	    known == s->cp.size) {
+		transport_reply_release(rep);
+		*rep = next->rep;
+		transport_reply_init(&next->rep);
+		taken = 1;
+	} else if (!again && after == s->cursor && known == s->cp.size) {
+		/* what asking again here would have met, retries and all */
+		*e = fe;
+		taken = -1;
+	}
+	prefetch_release(next);
+	return taken;
 }
 
 static int sync_pull(struct sync *s, struct err *e)
 {
+	struct transport_reply rep;
+	struct prefetch next;
 	struct buf eb;
-	int done = 0, again = 0, rc = -1;
+	uint64_t after = 0, known = 0;
+	int done = 0, again = 0, have = 0, rc = -1;
 
 	buf_init(&eb, SYNC_ENTRY_FRAME_MAX);
-	while (!done)
-		if (sync_pull_page(s, &eb, &done, &again, e))
+	transport_reply_init(&rep);
+	prefetch_init(&next);
+	while (!done) {
+		if (!have) {
+			transport_reply_release(&rep);
+			transport_reply_init(&rep);
+			if (sync_pull_fetch(s, &rep, e))
+				goto cleanup;
+		}
+		if (sync_pull_page(s, &rep, &eb, &next, &after, &known, &done,
+				   &again, e) ||
+		    (have = sync_take_next(s, &next, after, known, again, &rep,
+					   e)) < 0)
 			goto cleanup;
+		if (s->progress)
+			fprintf(stderr, "branchsync: pull: %llu log entries, "
+				"%llu merged, %llu bytes, at %llu of %llu\n",
+				(unsigned long long)s->sum->pulled,
+				(unsigned long long)s->sum->applied,
+				(unsigned long long)transport_bytes_received(
+					s->t),
+				(unsigned long long)s->cursor,
+				(unsigned long long)s->cp.size);
+	}
 	rc = 0;
 cleanup:
+	prefetch_release(&next);
+	transport_reply_release(&rep);
 	buf_release(&eb);
 	return rc;
 }
