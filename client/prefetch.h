@@ -20,9 +20,6 @@ struct prefetch {
 	int rc;
 	int state;                     /* 0 idle, 1 on its thread, 2 done */
 	pthread_t thread;
-	pthread_mutex_t lock;          /* guards finished, on a thread */
-	pthread_cond_t cond;
-	int finished;
 };
 
 void prefetch_init(struct prefetch *p);
@@ -31,9 +28,6 @@ void prefetch_init(struct prefetch *p);
  * thread can be started the request runs here before this returns. */
 void prefetch_start(struct prefetch *p, struct transport *t,
 		    const char *target, unsigned flags);
-/* 1 if the request has ended or ends within ms milliseconds (or none
- * was started), else 0; prefetch_wait is still needed for its answer. */
-int prefetch_ready(struct prefetch *p, unsigned ms);
 /* Waits for the request; then what transport_request returned and, on
  * -1, its error in e. The answer stays in p->rep. */
 int prefetch_wait(struct prefetch *p, struct err *e);

@@ -61,11 +61,6 @@ struct sync {
 	int whole;
 	int progress;
 	struct sync_summary *sum;
-	/* Pull pages share one transaction (each in a savepoint) while they
-	 * come quickly: open since pull_began (clock_mono_ms). */
-	int pull_open;
-	uint64_t pull_began;
-	int64_t cache_size;            /* the connection's, to restore */
 };
 
 /* One push batch: the rows sent, in order, and the body carrying them. */
@@ -1110,19 +1105,12 @@ static int sync_page_entries(struct sync *s, struct answer_frames *fr,
 	return -1;
 }
 
-/* Opens the pull's transaction if none is, and the page's savepoint. */
 static int sync_page_begin(struct sync *s, struct sync_page *pg,
 			   struct err *e)
 {
 	memset(pg, 0, sizeof *pg);
 	pg->wall_ms = clock_wall_ms();
-	if (!s->pull_open) {
-		if (replica_begin(s->r, e))
-			return -1;
-		s->pull_open = 1;
-		s->pull_began = clock_mono_ms();
-	}
-	if (replica_exec(s->r->db, "SAVEPOINT pull_page", e) ||
+	if (replica_begin(s->r, e) ||
 	    replica_setting_int(s->r, "hlc", &pg->clock_stored, 0, e))
 		return -1;
 	hlc_init(&pg->clock, SYNC_MAX_DRIFT_MS);
@@ -1130,53 +1118,16 @@ static int sync_page_begin(struct sync *s, struct sync_page *pg,
 	return 0;
 }
 
-/* Commits the pull's transaction, or rolls it back if that fails. */
-static int sync_pull_commit(struct sync *s, struct err *e)
-{
-	if (!s->pull_open)
-		return 0;
-	s->pull_open = 0;
-	if (replica_commit(s->r, e) == 0)
-		return 0;
-	replica_rollback(s->r);
-	return -1;
-}
-
-/* Rolls the page back to its savepoint; the pages before it stay in the
- * pull's transaction. */
-static void sync_page_rollback(struct sync *s)
-{
-	struct err quiet;
-
-	err_init(&quiet);
-	if (replica_exec(s->r->db, "ROLLBACK TO pull_page; RELEASE pull_page",
-			 &quiet)) {
-		replica_rollback(s->r);
-		s->pull_open = 0;
-	}
-}
-
-/* The page's merges go with its cursor, checkpoint and clock. They are
- * committed at once when the pull is done or its transaction has been
- * open SYNC_PULL_COMMIT_MS: on a fast link the pages of a big pull are
- * written (and the WAL synced and checkpointed) once, not once a page,
- * while a slow link commits every page as it comes. *released 1 once the
- * page is out of its savepoint. */
 static int sync_page_commit(struct sync *s, const struct checkpoint *cp,
 			    uint64_t cursor, struct sync_page *pg,
-			    int *released, struct err *e)
+			    struct err *e)
 {
 	if (replica_setting_set_int(s->r, "cursor", (int64_t)cursor, e) ||
 	    sync_store_checkpoint(s, cp, e) ||
 	    (pg->clock.last != (uint64_t)pg->clock_stored &&
 	     replica_setting_set_int(s->r, "hlc", (int64_t)pg->clock.last,
 				     e)) ||
-	    replica_exec(s->r->db, "RELEASE pull_page", e))
-		return -1;
-	*released = 1;
-	if ((cursor >= cp->size ||
-	     clock_mono_ms() - s->pull_began >= SYNC_PULL_COMMIT_MS) &&
-	    sync_pull_commit(s, e))
+	    replica_commit(s->r, e))
 		return -1;
 	s->cp = *cp;
 	s->cursor = cursor;
@@ -1250,7 +1201,7 @@ static int sync_pull_page(struct sync *s, struct transport_reply *rep,
 	uint8_t cpb[CHECKPOINT_SIGNED_MAX];
 	char target[PREFETCH_TARGET_MAX];
 	uint64_t cursor = 0;
-	int rc = -1, open = 0, released = 0;
+	int rc = -1, open = 0;
 
 	/* initialised first so that every path may release */
 	answer_frames_init(&fr, &rep->body, SYNC_ENTRY_FRAME_MAX);
@@ -1282,16 +1233,15 @@ static int sync_pull_page(struct sync *s, struct transport_reply *rep,
 		goto cleanup;
 	open = 1;
 	if (sync_page_entries(s, &fr, &cp, eb, &pg, &cursor, e) ||
-	    sync_page_commit(s, &cp, cursor, &pg, &released, e))
+	    sync_page_commit(s, &cp, cursor, &pg, e))
 		goto cleanup;
 	open = 0;
 	*again = 0;
 	*done = cursor >= cp.size;
 	rc = 0;
 cleanup:
-	if (open && !released && s->pull_open)
-		sync_page_rollback(s);
 	if (open) {
+		replica_rollback(s->r);
 		/* an entry that failed verification is kept with the
 		 * checkpoint it was served under */
 		if (e->kind == ERR_VERIFY && eb->len > 0)
@@ -1336,16 +1286,11 @@ static int sync_pull(struct sync *s, struct err *e)
 	struct prefetch next;
 	struct buf eb;
 	uint64_t after = 0, known = 0;
-	int64_t cache = 0;
 	int done = 0, again = 0, have = 0, rc = -1;
 
 	buf_init(&eb, SYNC_ENTRY_FRAME_MAX);
 	transport_reply_init(&rep);
 	prefetch_init(&next);
-	/* pages merged in one transaction must stay cached, or SQLite
-	 * spills them to the WAL mid-way and writes them again */
-	if (replica_cache_raise(s->r->db, SYNC_PULL_CACHE_KIB, &cache, e))
-		goto cleanup;
 	while (!done) {
 		if (!have) {
 			transport_reply_release(&rep);
@@ -1354,14 +1299,8 @@ static int sync_pull(struct sync *s, struct err *e)
 				goto cleanup;
 		}
 		if (sync_pull_page(s, &rep, &eb, &next, &after, &known, &done,
-				   &again, e))
-			goto cleanup;
-		/* the write lock is not held across a wait on the link */
-		if (s->pull_open &&
-		    !prefetch_ready(&next, SYNC_PULL_WAIT_MS) &&
-		    sync_pull_commit(s, e))
-			goto cleanup;
-		if ((have = sync_take_next(s, &next, after, known, again, &rep,
+				   &again, e) ||
+		    (have = sync_take_next(s, &next, after, known, again, &rep,
 					   e)) < 0)
 			goto cleanup;
 		if (s->progress)
@@ -1377,17 +1316,6 @@ static int sync_pull(struct sync *s, struct err *e)
 	rc = 0;
 cleanup:
 	prefetch_release(&next);
-	/* the pages verified before a failure are kept */
-	if (s->pull_open) {
-		struct err ce;
-
-		err_init(&ce);
-		if (sync_pull_commit(s, &ce) && rc == 0) {
-			*e = ce;
-			rc = -1;
-		}
-	}
-	replica_cache_restore(s->r->db, cache);
 	transport_reply_release(&rep);
 	buf_release(&eb);
 	return rc;

@@ -1,9 +1,8 @@
 /* sync.h - the branch device's sync with the district server (docs/SYNC.md):
  * push the outbox in bounded batches and keep the server's receipts, then
  * pull the log page by page, verifying every checkpoint, proof, signature
- * and author's right to write before merging, each page whole (in a
- * savepoint of a transaction that pages arriving quickly share) so that a
- * sync cut anywhere resumes without loss or duplicates. Not for
+ * and author's right to write before merging, each page in one transaction
+ * so that a sync cut anywhere resumes without loss or duplicates. Not for
  * HTTP (transport.h), reading answers (answer.h) nor the merge rules
  * (shared/merge.h). */
 #ifndef BS_SYNC_H
@@ -27,15 +26,6 @@
 #define SYNC_PUSH_BYTES (1u << 20)
 /* Entries asked for per pull page (the server also stops near 1 MiB). */
 #define SYNC_PULL_LIMIT 500
-/* Pull pages that come within this many ms of the first uncommitted one
- * share its transaction (docs/SYNC.md, "Pull"). */
-#define SYNC_PULL_COMMIT_MS 500
-/* ... and the next page has arrived at most this many ms after this one
- * was merged: the replica's write lock is not held across a slow link. */
-#define SYNC_PULL_WAIT_MS 50
-/* The page cache while pulling (SQLite's default is 2 MiB): a 20,000-row
- * pull writes about 6 MiB of pages. */
-#define SYNC_PULL_CACHE_KIB 16384
 /* How far ahead of our wall clock a received stamp may move our clock. */
 #define SYNC_MAX_DRIFT_MS (10 * 60 * 1000)
 

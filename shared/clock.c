@@ -23,11 +23,3 @@ uint64_t clock_wall_ms(void)
 #endif
 	return ms < 0 ? 0 : (uint64_t)ms;
 }
-
-uint64_t clock_mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}

@@ -8,8 +8,5 @@
 #include <stdint.h>
 
 uint64_t clock_wall_ms(void);
-/* Milliseconds of a clock that only moves forward (not the wall clock and
- * not shifted by the test offset): for measuring how long something took. */
-uint64_t clock_mono_ms(void);
 
 #endif

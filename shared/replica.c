@@ -25,46 +25,6 @@ int replica_exec(sqlite3 *db, const char *sql, struct err *e)
 	return -1;
 }
 
-static int64_t pragma_value(sqlite3 *db, const char *sql)
-{
-	sqlite3_stmt *st = NULL;
-	int64_t v = 0;
-
-	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK &&
-	    sqlite3_step(st) == SQLITE_ROW)
-		v = sqlite3_column_int64(st, 0);
-	sqlite3_finalize(st);
-	return v;
-}
-
-int replica_cache_raise(sqlite3 *db, int kib, int64_t *saved, struct err *e)
-{
-	char sql[64];
-	int64_t size = pragma_value(db, "PRAGMA cache_size"), have;
-
-	*saved = 0;
-	/* negative: KiB; positive: pages */
-	have = size < 0 ? -size
-		: size * pragma_value(db, "PRAGMA page_size") / 1024;
-	if (size == 0 || have >= kib)
-		return 0;
-	snprintf(sql, sizeof sql, "PRAGMA cache_size=-%d", kib);
-	if (replica_exec(db, sql, e))
-		return -1;
-	*saved = size;
-	return 0;
-}
-
-void replica_cache_restore(sqlite3 *db, int64_t saved)
-{
-	char sql[64];
-
-	if (!saved)
-		return;
-	snprintf(sql, sizeof sql, "PRAGMA cache_size=%lld", (long long)saved);
-	sqlite3_exec(db, sql, NULL, NULL, NULL);
-}
-
 /* Migration 1: the record tables and the device's bookkeeping. */
 static int migrate_1(sqlite3 *db, struct err *e)
 {

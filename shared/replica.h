@@ -63,11 +63,4 @@ int replica_setting_set_int(struct replica *r, const char *key, int64_t v,
 /* Runs one SQL statement (no results) and reports a failure in e. */
 int replica_exec(sqlite3 *db, const char *sql, struct err *e);
 
-/* Raises the connection's page cache to at least kib KiB (never lowers
- * it) for a big write; *saved gets what to give replica_cache_restore (0
- * when nothing changed). The cache only takes memory as pages are used. */
-int replica_cache_raise(sqlite3 *db, int kib, int64_t *saved /* OUT */,
-			struct err *e);
-void replica_cache_restore(sqlite3 *db, int64_t saved);
-
 #endif
