@@ -34,6 +34,14 @@ int replica_open(const char *path, enum replica_mode mode,
 /* Like replica_open but stops at `version` migrations (tests of upgrades). */
 int replica_open_at(const char *path, enum replica_mode mode, int version,
 		    struct replica **out /* OUT */, struct err *e);
+/* replica_open(path, REPLICA_CREATE, ...) for a device's replica, whose
+ * pages are REPLICA_DEVICE_PAGE_SIZE bytes rather than SQLite's 4 KiB: an
+ * initial pull or a big import writes a quarter of the pages (and WAL
+ * frames), and B-trees are shallower; the cache is sized in bytes, so it
+ * takes no more memory. */
+#define REPLICA_DEVICE_PAGE_SIZE 16384
+int replica_create_device(const char *path, struct replica **out /* OUT */,
+			  struct err *e);
 void replica_close(struct replica *r);
 
 /* Applies the migrations from the file's version up to `version`. */
