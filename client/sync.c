@@ -1138,35 +1138,36 @@ static int sync_page_commit(struct sync *s, const struct checkpoint *cp,
 	return 0;
 }
 
-/* Asks for the page after the cursor, blocking. */
-static int sync_pull_fetch(struct sync *s, struct transport_reply *rep,
-			   struct err *e)
+/* The request for the page after `after` of a checkpoint of `known`
+ * entries. */
+static void sync_pull_target(uint64_t after, uint64_t known, char *out,
+			     size_t n)
 {
-	char target[PREFETCH_TARGET_MAX];
-
-	snprintf(target, sizeof target, "/v1/pull?after=%" PRIu64 "&known=%"
-		 PRIu64 "&limit=%d", s->cursor, s->cp.size, SYNC_PULL_LIMIT);
-	return transport_request(s->t, "GET", target, NULL, 0,
-				 TRANSPORT_SIGNED | TRANSPORT_IDEMPOTENT, rep,
-				 e);
+	snprintf(out, n, "/v1/pull?after=%" PRIu64 "&known=%" PRIu64
+		 "&limit=%d", after, known, SYNC_PULL_LIMIT);
 }
 
-/* Reads, without judging anything, where the page in body says the pull
- * goes on: its checkpoint's size and its cursor. 1 when there is a next
- * page, 0 when not or when the answer does not read (the page itself then
- * fails its checks). */
-static int sync_peek_next(struct sync *s, const struct buf *body,
-			  uint64_t *after, uint64_t *known)
+/* Runs on the prefetch thread (prefetch_next_fn): reads, without judging
+ * anything, where the page in rep says the pull goes on (its cursor and
+ * its checkpoint's size) and names that request. 0 when there is no next
+ * page or the answer does not read (the page then fails its checks when
+ * it is judged, and what was fetched after it is dropped). */
+static int sync_next_target(void *arg, const struct transport_reply *rep,
+			    char *out, size_t n)
 {
 	struct answer_frames fr;
 	struct checkpoint cp;
 	struct wire_reader r;
 	struct frame f;
 	struct err quiet;
+	uint64_t after = 0;
 	int more = 0;
 
+	(void)arg;
+	if (rep->status != 200)
+		return 0;
 	err_init(&quiet);
-	answer_frames_init(&fr, body, SYNC_ENTRY_FRAME_MAX);
+	answer_frames_init(&fr, &rep->body, SYNC_ENTRY_FRAME_MAX);
 	if (answer_frames_expect(&fr, FRAME_CHECKPOINT, "checkpoint", &f,
 				 &quiet) ||
 	    checkpoint_decode(f.payload, f.len, &cp) != BS_OK)
@@ -1175,11 +1176,12 @@ static int sync_peek_next(struct sync *s, const struct buf *body,
 		if (f.type != FRAME_CURSOR)
 			continue;
 		wire_reader_init(&r, f.payload, f.len);
-		more = !wire_get_varint(&r, after) && !wire_expect_end(&r) &&
-		       *after < cp.size && *after > s->cursor;
-		*known = cp.size;
+		more = !wire_get_varint(&r, &after) && !wire_expect_end(&r) &&
+		       after < cp.size;
 		break;
 	}
+	if (more)
+		sync_pull_target(after, cp.size, out, n);
 cleanup:
 	answer_frames_release(&fr);
 	return more;
@@ -1187,12 +1189,11 @@ cleanup:
 
 /* Verifies and commits the page in rep. *done when the cursor reached the
  * checkpoint; *again when the page must be asked for again (see
- * sync_pull_behind). Before judging the page it sends the request for the
- * next one on `next`, which asked for (*after, *known): the server and the
- * link work on it while this page is merged. */
+ * sync_pull_behind). Before judging the first page it starts `next`
+ * fetching the pages after it: the server builds them and the link
+ * carries them while this one is merged. */
 static int sync_pull_page(struct sync *s, struct transport_reply *rep,
-			  struct buf *eb, struct prefetch *next,
-			  uint64_t *after, uint64_t *known, int *done,
+			  struct buf *eb, struct prefetch *next, int *done,
 			  int *again, struct err *e)
 {
 	struct answer_frames fr;
@@ -1221,13 +1222,12 @@ static int sync_pull_page(struct sync *s, struct transport_reply *rep,
 		answer_http_error(rep, "pull", e);
 		goto cleanup;
 	}
-	if (sync_peek_next(s, &rep->body, after, known)) {
-		snprintf(target, sizeof target, "/v1/pull?after=%" PRIu64
-			 "&known=%" PRIu64 "&limit=%d", *after, *known,
-			 SYNC_PULL_LIMIT);
-		prefetch_start(next, s->t, target,
-			       TRANSPORT_SIGNED | TRANSPORT_IDEMPOTENT);
-	}
+	/* if no thread starts, the pages are asked for one by one */
+	if (!next->running &&
+	    sync_next_target(NULL, rep, target, sizeof target))
+		(void)prefetch_start(next, s->t, target,
+				     TRANSPORT_SIGNED | TRANSPORT_IDEMPOTENT,
+				     sync_next_target, NULL);
 	if (sync_answer_checkpoint(s, &fr, &cp, e) ||
 	    sync_page_begin(s, &pg, e))
 		goto cleanup;
@@ -1252,64 +1252,41 @@ cleanup:
 	return rc;
 }
 
-/* The prefetched page becomes the next one to judge if it asked for what
- * the committed cursor and checkpoint would ask now; else it is dropped
- * and the page is asked for again. 1 when *rep holds it. */
-static int sync_take_next(struct sync *s, struct prefetch *next,
-			  uint64_t after, uint64_t known, int again,
-			  struct transport_reply *rep, struct err *e)
-{
-	struct err fe;
-	int taken = 0;
-
-	if (next->state == 0)
-		return 0;
-	err_init(&fe);
-	if (prefetch_wait(next, &fe) == 0 && !again && after == s->cursor &&
-	    known == s->cp.size) {
-		transport_reply_release(rep);
-		*rep = next->rep;
-		transport_reply_init(&next->rep);
-		taken = 1;
-	} else if (!again && after == s->cursor && known == s->cp.size) {
-		/* what asking again here would have met, retries and all */
-		*e = fe;
-		taken = -1;
-	}
-	prefetch_release(next);
-	return taken;
-}
-
 static int sync_pull(struct sync *s, struct err *e)
 {
 	struct transport_reply rep;
 	struct prefetch next;
 	struct buf eb;
-	uint64_t after = 0, known = 0;
+	char target[PREFETCH_TARGET_MAX];
 	int done = 0, again = 0, have = 0, rc = -1;
 
 	buf_init(&eb, SYNC_ENTRY_FRAME_MAX);
 	transport_reply_init(&rep);
 	prefetch_init(&next);
 	while (!done) {
+		sync_pull_target(s->cursor, s->cp.size, target, sizeof target);
+		/* a page fetched ahead is used only if it is the one the
+		 * committed cursor and checkpoint ask for now */
+		if (!have && (have = prefetch_take(&next, target, &rep, e)) < 0)
+			goto cleanup;
 		if (!have) {
+			prefetch_release(&next);
 			transport_reply_release(&rep);
 			transport_reply_init(&rep);
-			if (sync_pull_fetch(s, &rep, e))
+			if (transport_request(s->t, "GET", target, NULL, 0,
+					      TRANSPORT_SIGNED |
+						      TRANSPORT_IDEMPOTENT,
+					      &rep, e))
 				goto cleanup;
 		}
-		if (sync_pull_page(s, &rep, &eb, &next, &after, &known, &done,
-				   &again, e) ||
-		    (have = sync_take_next(s, &next, after, known, again, &rep,
-					   e)) < 0)
+		have = 0;
+		if (sync_pull_page(s, &rep, &eb, &next, &done, &again, e))
 			goto cleanup;
 		if (s->progress)
 			fprintf(stderr, "branchsync: pull: %llu log entries, "
-				"%llu merged, %llu bytes, at %llu of %llu\n",
+				"%llu merged, at %llu of %llu\n",
 				(unsigned long long)s->sum->pulled,
 				(unsigned long long)s->sum->applied,
-				(unsigned long long)transport_bytes_received(
-					s->t),
 				(unsigned long long)s->cursor,
 				(unsigned long long)s->cp.size);
 	}
