@@ -25,6 +25,11 @@ int replica_exec(sqlite3 *db, const char *sql, struct err *e)
 	return -1;
 }
 
+void replica_global_init(void)
+{
+	sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+}
+
 /* Migration 1: the record tables and the device's bookkeeping. */
 static int migrate_1(sqlite3 *db, struct err *e)
 {
