@@ -1209,6 +1209,7 @@ static int sync_pull_page(struct sync *s, struct transport_reply *rep,
 	buf_reset(eb);
 	if (rep->status == 409 && !*again) {
 		*again = 1;
+		prefetch_release(next); /* the transport is ours again */
 		rc = sync_pull_behind(s, e);
 		goto cleanup;
 	}
@@ -1258,7 +1259,7 @@ static int sync_pull(struct sync *s, struct err *e)
 	struct prefetch next;
 	struct buf eb;
 	char target[PREFETCH_TARGET_MAX];
-	int done = 0, again = 0, have = 0, rc = -1;
+	int done = 0, again = 0, have, rc = -1;
 
 	buf_init(&eb, SYNC_ENTRY_FRAME_MAX);
 	transport_reply_init(&rep);
@@ -1267,7 +1268,7 @@ static int sync_pull(struct sync *s, struct err *e)
 		sync_pull_target(s->cursor, s->cp.size, target, sizeof target);
 		/* a page fetched ahead is used only if it is the one the
 		 * committed cursor and checkpoint ask for now */
-		if (!have && (have = prefetch_take(&next, target, &rep, e)) < 0)
+		if ((have = prefetch_take(&next, target, &rep, e)) < 0)
 			goto cleanup;
 		if (!have) {
 			prefetch_release(&next);
@@ -1279,7 +1280,6 @@ static int sync_pull(struct sync *s, struct err *e)
 					      &rep, e))
 				goto cleanup;
 		}
-		have = 0;
 		if (sync_pull_page(s, &rep, &eb, &next, &done, &again, e))
 			goto cleanup;
 		if (s->progress)
