@@ -147,7 +147,7 @@ static int init_run(const struct cli_command *cmd, int argc, char **argv)
 			bs_status_str(bs));
 		goto cleanup;
 	}
-	if (replica_open(db, REPLICA_CREATE, &r, &e))
+	if (replica_create_device(db, &r, &e))
 		goto cleanup;
 	created = 1;
 	if (init_store(r, sealed, sealed_len, name, branch, &e))

@@ -8,6 +8,7 @@
 
 #include "commands.h"
 #include "config.h"
+#include "replica.h"
 #include "sign.h"
 
 static const struct cli_command *const commands[] = {
@@ -73,6 +74,7 @@ int main(int argc, char **argv)
 			      stderr);
 			return 2;
 		}
+		replica_global_init();
 		return commands[i]->run(commands[i], argc - 1, argv + 1);
 	}
 	fprintf(stderr, "branchsync: unknown command '%.40s'; run 'branchsync "

@@ -25,6 +25,7 @@
 #include "merge.h"
 #include "merkle.h"
 #include "proof.h"
+#include "prefetch.h"
 #include "pushreceipt.h"
 #include "request.h"
 #include "wire.h"
@@ -926,7 +927,7 @@ static int sync_apply_changeset(struct sync *s, uint64_t index,
 			(unsigned long long)index, why.msg);
 		return -1;
 	}
-	if (merge_apply(s->merge, &cs, &applied, &pg->stats, e))
+	if (merge_apply_checked(s->merge, &cs, &applied, &pg->stats, e))
 		return -1;
 	if (!applied)
 		return 0;
@@ -1140,45 +1141,97 @@ static int sync_page_commit(struct sync *s, const struct checkpoint *cp,
 	return 0;
 }
 
-/* Pulls one page. *done when the cursor reached the checkpoint; *again
- * when the page must be asked for again (see sync_pull_behind). */
-static int sync_pull_page(struct sync *s, struct buf *eb, int *done,
+/* The request for the page after `after` of a checkpoint of `known`
+ * entries. */
+static void sync_pull_target(uint64_t after, uint64_t known, char *out,
+			     size_t n)
+{
+	snprintf(out, n, "/v1/pull?after=%" PRIu64 "&known=%" PRIu64
+		 "&limit=%d", after, known, SYNC_PULL_LIMIT);
+}
+
+/* Runs on the prefetch thread (prefetch_next_fn): reads, without judging
+ * anything, where the page in rep says the pull goes on (its cursor and
+ * its checkpoint's size) and names that request. 0 when there is no next
+ * page or the answer does not read (the page then fails its checks when
+ * it is judged, and what was fetched after it is dropped). */
+static int sync_next_target(void *arg, const struct transport_reply *rep,
+			    char *out, size_t n)
+{
+	struct answer_frames fr;
+	struct checkpoint cp;
+	struct wire_reader r;
+	struct frame f;
+	struct err quiet;
+	uint64_t after = 0;
+	int more = 0;
+
+	(void)arg;
+	if (rep->status != 200)
+		return 0;
+	err_init(&quiet);
+	answer_frames_init(&fr, &rep->body, SYNC_ENTRY_FRAME_MAX);
+	if (answer_frames_expect(&fr, FRAME_CHECKPOINT, "checkpoint", &f,
+				 &quiet) ||
+	    checkpoint_decode(f.payload, f.len, &cp) != BS_OK)
+		goto cleanup;
+	while (answer_frames_next(&fr, &f, &quiet) == 1) {
+		if (f.type != FRAME_CURSOR)
+			continue;
+		wire_reader_init(&r, f.payload, f.len);
+		more = !wire_get_varint(&r, &after) && !wire_expect_end(&r) &&
+		       after < cp.size;
+		break;
+	}
+	if (more)
+		sync_pull_target(after, cp.size, out, n);
+cleanup:
+	answer_frames_release(&fr);
+	return more;
+}
+
+/* Verifies and commits the page in rep. *done when the cursor reached the
+ * checkpoint; *again when the page must be asked for again (see
+ * sync_pull_behind). Before judging the first page it starts `next`
+ * fetching the pages after it: the server builds them and the link
+ * carries them while this one is merged. */
+static int sync_pull_page(struct sync *s, struct transport_reply *rep,
+			  struct buf *eb, struct prefetch *next, int *done,
 			  int *again, struct err *e)
 {
-	struct transport_reply rep;
 	struct answer_frames fr;
 	struct sync_page pg;
 	struct checkpoint cp;
 	uint8_t cpb[CHECKPOINT_SIGNED_MAX];
-	char target[160];
+	char target[PREFETCH_TARGET_MAX];
 	uint64_t cursor = 0;
 	int rc = -1, open = 0;
 
-	transport_reply_init(&rep);
-	/* initialised before the request so that every path may release */
-	answer_frames_init(&fr, &rep.body, SYNC_ENTRY_FRAME_MAX);
+	/* initialised first so that every path may release */
+	answer_frames_init(&fr, &rep->body, SYNC_ENTRY_FRAME_MAX);
 	buf_reset(eb);
-	snprintf(target, sizeof target, "/v1/pull?after=%" PRIu64 "&known=%"
-		 PRIu64 "&limit=%d", s->cursor, s->cp.size, SYNC_PULL_LIMIT);
-	if (transport_request(s->t, "GET", target, NULL, 0,
-			      TRANSPORT_SIGNED | TRANSPORT_IDEMPOTENT, &rep, e))
-		goto cleanup;
-	if (rep.status == 409 && !*again) {
+	if (rep->status == 409 && !*again) {
 		*again = 1;
+		prefetch_release(next); /* the transport is ours again */
 		rc = sync_pull_behind(s, e);
 		goto cleanup;
 	}
-	if (rep.status == 409) {
+	if (rep->status == 409) {
 		err_set(e, ERR_VERIFY, "the server does not accept the "
 			"checkpoint of %llu entries this device verified "
 			"before", (unsigned long long)s->cp.size);
 		goto cleanup;
 	}
-	if (rep.status != 200) {
-		answer_http_error(&rep, "pull", e);
+	if (rep->status != 200) {
+		answer_http_error(rep, "pull", e);
 		goto cleanup;
 	}
-	answer_frames_init(&fr, &rep.body, SYNC_ENTRY_FRAME_MAX);
+	/* if no thread starts, the pages are asked for one by one */
+	if (!next->running &&
+	    sync_next_target(NULL, rep, target, sizeof target))
+		(void)prefetch_start(next, s->t, target,
+				     TRANSPORT_SIGNED | TRANSPORT_IDEMPOTENT,
+				     sync_next_target, NULL);
 	if (sync_answer_checkpoint(s, &fr, &cp, e) ||
 	    sync_page_begin(s, &pg, e))
 		goto cleanup;
@@ -1189,14 +1242,6 @@ static int sync_pull_page(struct sync *s, struct buf *eb, int *done,
 	open = 0;
 	*again = 0;
 	*done = cursor >= cp.size;
-	if (s->progress)
-		fprintf(stderr, "branchsync: pull: %llu log entries, %llu "
-			"merged, %llu bytes, at %llu of %llu\n",
-			(unsigned long long)s->sum->pulled,
-			(unsigned long long)s->sum->applied,
-			(unsigned long long)transport_bytes_received(s->t),
-			(unsigned long long)cursor,
-			(unsigned long long)cp.size);
 	rc = 0;
 cleanup:
 	if (open) {
@@ -1208,21 +1253,50 @@ cleanup:
 				      cpb, answer_checkpoint_bytes(&cp, cpb));
 	}
 	answer_frames_release(&fr);
-	transport_reply_release(&rep);
 	return rc;
 }
 
 static int sync_pull(struct sync *s, struct err *e)
 {
+	struct transport_reply rep;
+	struct prefetch next;
 	struct buf eb;
-	int done = 0, again = 0, rc = -1;
+	char target[PREFETCH_TARGET_MAX];
+	int done = 0, again = 0, have, rc = -1;
 
 	buf_init(&eb, SYNC_ENTRY_FRAME_MAX);
-	while (!done)
-		if (sync_pull_page(s, &eb, &done, &again, e))
+	transport_reply_init(&rep);
+	prefetch_init(&next);
+	while (!done) {
+		sync_pull_target(s->cursor, s->cp.size, target, sizeof target);
+		/* a page fetched ahead is used only if it is the one the
+		 * committed cursor and checkpoint ask for now */
+		if ((have = prefetch_take(&next, target, &rep, e)) < 0)
 			goto cleanup;
+		if (!have) {
+			prefetch_release(&next);
+			transport_reply_release(&rep);
+			transport_reply_init(&rep);
+			if (transport_request(s->t, "GET", target, NULL, 0,
+					      TRANSPORT_SIGNED |
+						      TRANSPORT_IDEMPOTENT,
+					      &rep, e))
+				goto cleanup;
+		}
+		if (sync_pull_page(s, &rep, &eb, &next, &done, &again, e))
+			goto cleanup;
+		if (s->progress)
+			fprintf(stderr, "branchsync: pull: %llu log entries, "
+				"%llu merged, at %llu of %llu\n",
+				(unsigned long long)s->sum->pulled,
+				(unsigned long long)s->sum->applied,
+				(unsigned long long)s->cursor,
+				(unsigned long long)s->cp.size);
+	}
 	rc = 0;
 cleanup:
+	prefetch_release(&next);
+	transport_reply_release(&rep);
 	buf_release(&eb);
 	return rc;
 }

@@ -1093,8 +1093,11 @@ int merge_mark_applied(struct merge *m, const struct changeset *cs,
 	return sqlite3_step(st) == SQLITE_DONE ? 0 : merge_db_fail(m, e);
 }
 
-int merge_apply(struct merge *m, const struct changeset *cs, int *applied,
-		struct merge_stats *stats, struct err *e)
+/* merge_apply and merge_apply_checked: `check` 0 when the caller ran
+ * merge_check on cs already (a 512 KiB body is parsed once less). */
+static int apply_changeset(struct merge *m, const struct changeset *cs,
+			   int check, int *applied, struct merge_stats *stats,
+			   struct err *e)
 {
 	struct csbody_iter it;
 	struct csbody_op cop;
@@ -1109,7 +1112,8 @@ int merge_apply(struct merge *m, const struct changeset *cs, int *applied,
 		stats->duplicates++;
 		return 0;
 	}
-	if (merge_check(cs, e) || merge_author_index(m, cs->env.author, e))
+	if ((check && merge_check(cs, e)) ||
+	    merge_author_index(m, cs->env.author, e))
 		return -1;
 	implicit_discard(m->imp);
 	for (i = 0; i < MERGE_MAX_TABLES; i++)
@@ -1134,4 +1138,16 @@ cleanup:
 	if (rc && e->kind == ERR_OK)
 		err_set(e, ERR_INVALID, "change set body is malformed");
 	return rc;
+}
+
+int merge_apply(struct merge *m, const struct changeset *cs, int *applied,
+		struct merge_stats *stats, struct err *e)
+{
+	return apply_changeset(m, cs, 1, applied, stats, e);
+}
+
+int merge_apply_checked(struct merge *m, const struct changeset *cs,
+			int *applied, struct merge_stats *stats, struct err *e)
+{
+	return apply_changeset(m, cs, 0, applied, stats, e);
 }

@@ -48,6 +48,12 @@ int merge_apply(struct merge *m, const struct changeset *cs,
 		int *applied /* OUT */, struct merge_stats *stats,
 		struct err *e);
 
+/* merge_apply of a change set the caller has just passed through
+ * merge_check (with no write in between): the body is not checked twice. */
+int merge_apply_checked(struct merge *m, const struct changeset *cs,
+			int *applied /* OUT */, struct merge_stats *stats,
+			struct err *e);
+
 /* Capture's side, in this order for each captured body: merge_clock_floor
  * on the body before it is signed, merge_record_local on the signed change
  * set of the same body. */

@@ -25,6 +25,11 @@ int replica_exec(sqlite3 *db, const char *sql, struct err *e)
 	return -1;
 }
 
+void replica_global_init(void)
+{
+	sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+}
+
 /* Migration 1: the record tables and the device's bookkeeping. */
 static int migrate_1(sqlite3 *db, struct err *e)
 {
@@ -208,10 +213,18 @@ cleanup:
 	return rc;
 }
 
-static int configure(sqlite3 *db, enum replica_mode mode, struct err *e)
+/* page_size: 0 for SQLite's, else the size a new file's pages get (an
+ * existing file keeps its own: WAL mode does not change it). */
+static int configure(sqlite3 *db, enum replica_mode mode, int page_size,
+		     struct err *e)
 {
+	char sql[48];
+
 	sqlite3_busy_timeout(db, 10000);
 	sqlite3_extended_result_codes(db, 1);
+	snprintf(sql, sizeof sql, "PRAGMA page_size=%d", page_size);
+	if (page_size && replica_exec(db, sql, e))
+		return -1;
 	if (mode != REPLICA_MEMORY &&
 	    replica_exec(db, "PRAGMA journal_mode=WAL", e))
 		return -1;
@@ -221,8 +234,9 @@ static int configure(sqlite3 *db, enum replica_mode mode, struct err *e)
 		" PRAGMA trusted_schema=OFF; PRAGMA secure_delete=ON;", e);
 }
 
-int replica_open_at(const char *path, enum replica_mode mode, int version,
-		    struct replica **out, struct err *e)
+static int open_replica(const char *path, enum replica_mode mode,
+			int version, int page_size, struct replica **out,
+			struct err *e)
 {
 	struct replica *r = NULL;
 	struct stat st;
@@ -258,7 +272,8 @@ int replica_open_at(const char *path, enum replica_mode mode, int version,
 	}
 	if (mode == REPLICA_CREATE)
 		chmod(path, 0600); /* personal data: owner only */
-	if (configure(r->db, mode, e) || replica_migrate(r->db, version, e))
+	if (configure(r->db, mode, page_size, e) ||
+	    replica_migrate(r->db, version, e))
 		goto cleanup;
 	*out = r;
 	r = NULL;
@@ -268,10 +283,23 @@ cleanup:
 	return rc;
 }
 
+int replica_open_at(const char *path, enum replica_mode mode, int version,
+		    struct replica **out, struct err *e)
+{
+	return open_replica(path, mode, version, 0, out, e);
+}
+
 int replica_open(const char *path, enum replica_mode mode,
 		 struct replica **out, struct err *e)
 {
-	return replica_open_at(path, mode, REPLICA_VERSION, out, e);
+	return open_replica(path, mode, REPLICA_VERSION, 0, out, e);
+}
+
+int replica_create_device(const char *path, struct replica **out,
+			  struct err *e)
+{
+	return open_replica(path, REPLICA_CREATE, REPLICA_VERSION,
+			    REPLICA_DEVICE_PAGE_SIZE, out, e);
 }
 
 void replica_close(struct replica *r)

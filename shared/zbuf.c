@@ -97,8 +97,9 @@ enum bs_status zbuf_zstd(const uint8_t *in, size_t len, struct buf *out)
 	uint8_t chunk[16384];
 	ZSTD_outBuffer zout;
 	enum bs_status rc = BS_OK;
-	int level = len <= ZBUF_ZSTD_SMALL ? ZBUF_ZSTD_LEVEL_SMALL
-					   : ZBUF_ZSTD_LEVEL_LARGE;
+	int level = len <= ZBUF_ZSTD_SMALL   ? ZBUF_ZSTD_LEVEL_SMALL
+		    : len <= ZBUF_ZSTD_LARGE ? ZBUF_ZSTD_LEVEL_LARGE
+					     : ZBUF_ZSTD_LEVEL_HUGE;
 	size_t left;
 
 	if (!cx)

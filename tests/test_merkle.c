@@ -3,6 +3,7 @@
  * verified), a corruption table, the compact frontier and its encoding,
  * and property tests against a direct transcription of RFC 9162. */
 #include <check.h>
+#include <sodium.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -377,6 +378,43 @@ START_TEST(hash_rules)
 	/* Order matters. */
 	merkle_node_hash(a, r, l);
 	ck_assert_mem_ne(a, out, H);
+}
+END_TEST
+
+/* Inputs of 4 KiB and more take another SHA-256 (protocol/sign.c): the
+ * FIPS 180-2 vector of a million 'a's, split in two, and libsodium's
+ * answer around the switch and for a leaf of a 1 MiB entry. */
+START_TEST(hash_large_inputs)
+{
+	static const size_t sizes[] = { 4094, 4095, 4096, 4097, 65549,
+					1u << 20 };
+	uint8_t out[H], want[H], *p = mem_alloc(1000001);
+	size_t i, k;
+
+	ck_assert_ptr_nonnull(p);
+	memset(p, 'a', 1000000);
+	hash_sha256(out, p, 300001, p + 300001, 699999);
+	hex_decode(
+	    want, H,
+	    "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0");
+	ck_assert_mem_eq(out, want, H);
+	for (i = 0; i < 1000001; i++)
+		p[i] = (uint8_t)(i * 131 + (i >> 9));
+	for (k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {
+		crypto_hash_sha256(want, p, sizes[k]);
+		hash_sha256(out, p, sizes[k], NULL, 0);
+		ck_assert_mem_eq(out, want, H);
+		hash_sha256(out, p, 1, p + 1, sizes[k] - 1);
+		ck_assert_mem_eq(out, want, H);
+		merkle_leaf_hash(out, p + 1, sizes[k] - 1);
+		if (p[0] == 0)
+			ck_assert_mem_eq(out, want, H);
+	}
+	p[0] = 0;
+	crypto_hash_sha256(want, p, 1000001);
+	merkle_leaf_hash(out, p + 1, 1000000);
+	ck_assert_mem_eq(out, want, H);
+	mem_free(p);
 }
 END_TEST
 
@@ -1333,6 +1371,7 @@ static Suite *merkle_suite(void)
 	TCase *tp = tcase_create("properties");
 
 	tcase_add_test(tc, hash_rules);
+	tcase_add_test(tc, hash_large_inputs);
 	tcase_add_test(tc, vector_roots);
 	tcase_add_test(tc, vector_inclusion);
 	tcase_add_test(tc, vector_consistency);
