@@ -6,7 +6,7 @@
 set -euo pipefail
 
 build_pkgs=(gcc pkg-config meson ninja-build libsodium-dev libsqlite3-dev
-            libcurl4-openssl-dev libmicrohttpd-dev zlib1g-dev libzstd-dev sqlite3
+            libcurl4-openssl-dev libssl-dev libmicrohttpd-dev zlib1g-dev libzstd-dev sqlite3
             ca-certificates)
 test_pkgs=(check clang libclang-rt-14-dev openssl python3)
 
