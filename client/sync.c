@@ -471,6 +471,36 @@ cleanup:
 	return rc;
 }
 
+/* A set accepted by this push was logged by it: after every entry of the
+ * checkpoint verified before, and after the sets accepted before it in
+ * the batch. A receipt placing one anywhere else contradicts what the
+ * server signed before, so it does not verify. */
+static int sync_receipt_fresh(const struct sync *s,
+			      const struct pushreceipt *pr, struct err *e)
+{
+	uint64_t next = s->cp.size;
+	size_t i;
+
+	for (i = 0; i < pr->count; i++) {
+		const struct pushreceipt_item *it = &pr->items[i];
+
+		if (it->status != VERDICT_ACCEPTED)
+			continue;
+		if (it->index < next) {
+			err_set(e, ERR_VERIFY, "the server's push receipt "
+				"says change set %zu of the batch was accepted "
+				"at log index %llu, which the checkpoint of "
+				"%llu entries verified before, or another set "
+				"of the batch, holds already",
+				i + 1, (unsigned long long)it->index,
+				(unsigned long long)s->cp.size);
+			return -1;
+		}
+		next = it->index + 1;
+	}
+	return 0;
+}
+
 /* Reads a push answer (receipt=wire): the push receipt, rebuilt from its
  * wire form with the hash of the ids sent (so its signature verifies only
  * if the server signed for exactly those), which must be the server's, in
@@ -512,6 +542,8 @@ static int sync_push_read(struct sync *s, struct sync_batch *b,
 			"the %zu change sets sent to log %s", b->n, s->origin);
 		goto cleanup;
 	}
+	if (sync_receipt_fresh(s, &b->pr, e))
+		goto cleanup;
 	*cp = b->pr.checkpoint;
 	if (sync_checkpoint_proof(s, &fr, cp, e) || answer_frames_end(&fr, e))
 		goto cleanup;

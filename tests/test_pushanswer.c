@@ -56,6 +56,7 @@ enum forge {
 	FORGE_EMPTY,           /* 200 with an empty body */
 	FORGE_INDEX_BEYOND,    /* accepted at the checkpoint's size */
 	FORGE_INDEX_OLD,       /* accepted at an index already known */
+	FORGE_INDEX_TWICE,     /* two sets accepted at one index */
 };
 
 /* The relay: forwards each request to the real server on a connection
@@ -278,6 +279,11 @@ static void forge_receipt(struct frames *fs, enum forge mode)
 		/* index 0 is the first enrollment: logged long before */
 		ck_assert_int_eq(pr.items[0].status, VERDICT_ACCEPTED);
 		pr.items[0].index = 0;
+		forge_sign(&pr, rl.sk->sk, rl.sk->sk, hash, &wire);
+		break;
+	case FORGE_INDEX_TWICE:
+		ck_assert_int_eq(pr.items[1].status, VERDICT_ACCEPTED);
+		pr.items[1].index = pr.items[0].index;
 		forge_sign(&pr, rl.sk->sk, rl.sk->sk, hash, &wire);
 		break;
 	default:
@@ -695,7 +701,9 @@ static const struct answer_case cases[] = {
 	{FORGE_INDEX_BEYOND, "accepted beyond the checkpoint",
 	 "push receipt does not verify (", 0},
 	{FORGE_INDEX_OLD, "accepted inside the known log",
-	 "push receipt", 0},
+	 "was accepted at log index 0, which the checkpoint of", 0},
+	{FORGE_INDEX_TWICE, "two accepted at one index",
+	 "change set 2 of the batch was accepted at log index", 0},
 };
 
 /* Each case: exit 4 with its sentence, nothing kept, the fork (if any)
