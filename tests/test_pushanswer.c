@@ -57,6 +57,7 @@ enum forge {
 	FORGE_INDEX_BEYOND,    /* accepted at the checkpoint's size */
 	FORGE_INDEX_OLD,       /* accepted at an index already known */
 	FORGE_INDEX_TWICE,     /* two sets accepted at one index */
+	FORGE_HTTP_CUT,        /* the connection closed inside the body */
 };
 
 /* The relay: forwards each request to the real server on a connection
@@ -315,6 +316,7 @@ static void forge_answer(const uint8_t *body, size_t len, struct buf *out)
 		buf_release(&fs.payload[1]);
 		fs.n = 1;
 		break;
+	case FORGE_HTTP_CUT:
 	case FORGE_CUT_RECEIPT:
 	case FORGE_NO_END:
 	case FORGE_GARBAGE:
@@ -479,6 +481,8 @@ static void relay_one(int cfd)
 	relay_head(&out, ans.data, ahead, ans_drop, extra);
 	buf_append(&out, body.data, body.len);
 	ck_assert_int_eq(out.status, BS_OK);
+	if (push && rl.mode == FORGE_HTTP_CUT)
+		out.len -= body.len / 2; /* Content-Length promised it all */
 	relay_write(cfd, out.data, out.len);
 cleanup:
 	buf_release(&req);
@@ -794,6 +798,36 @@ START_TEST(honest_relay_passes)
 }
 END_TEST
 
+/* An answer cut inside its body by a closed connection is a lost link,
+ * not a lie: the push is retried (it is idempotent) and, when every try
+ * is cut, the sync is exit 3 with the sets pending; then it converges. */
+START_TEST(cut_answer_is_unreachable)
+{
+	struct kept before, after;
+	struct harness_run r;
+
+	prepare(FORGE_HTTP_CUT);
+	kept_read(dev, &before);
+	r = harness_bs("sync", "--db", dev, NULL);
+	harness_expect_code(&r, 3);
+	ck_assert_msg(strstr(r.err, "server unreachable: 3 change sets wait "
+			     "in the outbox; nothing is lost") != NULL, "%s",
+		      r.err);
+	harness_run_free(&r);
+	ck_assert_int_eq(relay_pushes(), 5); /* TRANSPORT_ATTEMPTS */
+	kept_read(dev, &after);
+	kept_same(&before, &after, 0);
+	relay_mode(FORGE_NONE);
+	r = harness_bs("sync", "--db", dev, "--json", NULL);
+	harness_expect_code(&r, 0);
+	ck_assert_int_eq(harness_json_int(r.out, "duplicates"), PENDING);
+	harness_run_free(&r);
+	ck_assert_int_eq(harness_db_int(dev, "SELECT count(*) FROM bs_outbox"
+					" WHERE acked<>1"), 0);
+	keystore_key_free(rl.sk);
+}
+END_TEST
+
 static Suite *pushanswer_suite(void)
 {
 	Suite *s = suite_create("pushanswer");
@@ -804,6 +838,7 @@ static Suite *pushanswer_suite(void)
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, honest_relay_passes);
+	tcase_add_test(tc, cut_answer_is_unreachable);
 	tcase_add_loop_test(tc, forged_answer_refused, 0,
 			    (int)(sizeof cases / sizeof cases[0]));
 	suite_add_tcase(s, tc);
