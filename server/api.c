@@ -1,38 +1,32 @@
 /* api.c - branchsyncd's endpoints (see api.h and docs/API.md). Requests
  * read through a pool of reader connections, each request in one read
- * transaction; pushes go to the writer (writer.h). */
-#include "api.h"
+ * transaction; the push endpoint is push.c's, its commits the writer's
+ * (writer.h). */
+#include "api_int.h"
 
 #include <inttypes.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <unistd.h>
 
 #include <sodium.h>
 
-#include "cli.h"
+#include "answer.h"
 #include "clock.h"
-#include "cscompact.h"
 #include "devices.h"
 #include "digest.h"
 #include "frame.h"
 #include "mem.h"
 #include "proof.h"
-#include "pushreceipt.h"
+#include "push.h"
 #include "request.h"
 #include "statedigest.h"
 #include "wire.h"
 #include "writer.h"
-#include "zbuf.h"
 
-#define API_CONTENT_TYPE "application/x-branchsync"
-#define API_MAX_BODY (16u << 20)
-#define API_MAX_PUSH 1000
 #define API_PULL_DEFAULT 500
 #define API_PULL_MAX 2000
 #define API_PAGE_BYTES (1u << 20)
@@ -50,22 +44,6 @@ _Static_assert(sodium_base64_ENCODED_LEN(REQUEST_CHALLENGE_BYTES,
  * threads (main.c), so that a request does not wait for one; with a
  * thread per connection, more requests than readers wait their turn. */
 #define API_READERS_PER_CORE 16
-
-struct api_core;
-struct api_reader;
-
-/* What a request works with. The api given to api_new's caller is the
- * root: its store is the write connection, which only the writer uses.
- * Each request has its own, whose s and log are a reader connection's
- * while it reads (read_begin to read_end) and the root's otherwise, when
- * only the store's thread-safe parts (challenges, contacts, key) may be
- * used. */
-struct api {
-	struct store *s;
-	struct srvlog *log;
-	struct api_core *core;
-	struct api_reader *reader; /* while reading */
-};
 
 enum api_reader_stmt {
 	READ_BEGIN,
@@ -117,13 +95,6 @@ struct api_core {
 	struct api_reader *idle, *readers; /* readers: all, for api_free */
 	unsigned nreaders, max_readers;
 	atomic_uint_fast64_t accepted, duplicate, refused;
-};
-
-/* What an authenticated request established. */
-struct caller {
-	uint8_t key[SIGN_PUBLIC_BYTES];
-	struct store_device dev;
-	int verified; /* the request's signature verified with key */
 };
 
 static int readers_open(struct api_core *c, struct err *e);
@@ -307,7 +278,7 @@ static int reader_exec(struct api_reader *r, enum api_reader_stmt which,
  * so the log and the tables agree even while the writer commits (WAL
  * readers). With `log`, the log is reloaded in it (the writer, or admin
  * commands from another process, appended); without, a->log stays NULL. */
-static int read_begin(struct api *a, int log, struct err *e)
+int api_read_begin(struct api *a, int log, struct err *e)
 {
 	struct api_reader *r = reader_take(a->core, e);
 
@@ -327,7 +298,7 @@ static int read_begin(struct api *a, int log, struct err *e)
 
 /* Gives the reader back: from here a->s is the root's store (its
  * thread-safe parts only) and a->log is gone. */
-static void read_end(struct api *a)
+void api_read_end(struct api *a)
 {
 	struct api_reader *r = a->reader;
 	struct err e;
@@ -341,170 +312,6 @@ static void read_end(struct api *a)
 	a->reader = NULL;
 	a->s = a->core->root->s;
 	a->log = NULL;
-}
-
-/* ---- answers ---- */
-
-static void fail(struct http_response *resp, int status, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static void fail(struct http_response *resp, int status, const char *fmt, ...)
-{
-	char msg[512];
-	struct buf b;
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof msg, fmt, ap);
-	va_end(ap);
-	buf_init(&b, 4096); /* a 512-byte message escapes to at most 3072 */
-	buf_append(&b, "{\"error\": ", 10);
-	cli_json_append(&b, msg, strlen(msg));
-	buf_append(&b, "}\n", 2);
-	http_response_set(resp, status, "application/json", b.data, b.len);
-	buf_release(&b);
-}
-
-/* Whether Accept-Encoding value ae lists coding `name` with a weight
- * other than q=0 (RFC 9110, section 12.5.3). */
-static int accepts(const char *ae, const char *name)
-{
-	size_t n = strlen(name);
-	const char *p = ae, *q;
-
-	while ((p = strstr(p, name)) != NULL) {
-		q = p + n;
-		if ((p == ae || p[-1] == ' ' || p[-1] == ',') &&
-		    (*q == '\0' || *q == ',' || *q == ';' || *q == ' ')) {
-			while (*q == ' ' || *q == ';')
-				q++;
-			return !(strncmp(q, "q=0", 3) == 0 &&
-				 strspn(q + 3, ".0") == strcspn(q + 3, ", "));
-		}
-		p = q;
-	}
-	return 0;
-}
-
-/* The coding of an answer: zstd if the client takes it, else deflate if
- * it takes that, else none. */
-static const char *answer_coding(const struct http_request *req)
-{
-	const char *ae = http_request_header(req, "Accept-Encoding");
-
-	if (!ae)
-		return NULL;
-	if (accepts(ae, "zstd"))
-		return "zstd";
-	if (accepts(ae, "deflate"))
-		return "deflate";
-	return NULL;
-}
-
-/* Hands buffer b over to the answer, without a copy. */
-static void answer_take(struct http_response *resp, struct buf *b)
-{
-	uint8_t *p;
-	size_t n;
-
-	p = buf_detach(b, &n);
-	http_response_take(resp, 200, API_CONTENT_TYPE, p, n);
-}
-
-/* Ends the frame stream in b and sends it, compressed when asked and
- * when that makes it smaller. */
-static void send_frames(const struct http_request *req,
-			struct http_response *resp, struct buf *b)
-{
-	const char *coding = answer_coding(req);
-	struct buf z;
-	enum bs_status st;
-
-	frame_stream_end(b);
-	if (b->status) {
-		fail(resp, 500, "answer too large or out of memory");
-		return;
-	}
-	if (!coding || b->len < 64) {
-		answer_take(resp, b);
-		return;
-	}
-	buf_init(&z, b->len);
-	st = strcmp(coding, "zstd") == 0 ? zbuf_zstd(b->data, b->len, &z)
-					 : zbuf_deflate(b->data, b->len, &z);
-	if (st == BS_OK) {
-		answer_take(resp, &z);
-		http_response_header(resp, "Content-Encoding", coding);
-	} else {
-		/* BS_ELIMIT: it would not shrink */
-		answer_take(resp, b);
-	}
-	buf_release(&z);
-}
-
-static void put_checkpoint_frame(struct buf *b, const struct checkpoint *cp)
-{
-	uint8_t bytes[CHECKPOINT_SIGNED_MAX];
-
-	memcpy(bytes, cp->raw, cp->raw_len);
-	memcpy(bytes + cp->raw_len, cp->sig, SIGN_BYTES);
-	frame_put(b, FRAME_CHECKPOINT, bytes, cp->raw_len + SIGN_BYTES);
-}
-
-static void put_proof_frame(struct buf *b, enum proof_kind kind,
-			    uint64_t first, uint64_t second,
-			    const struct merkle_path *path)
-{
-	struct proof p;
-	struct buf enc;
-
-	memset(&p, 0, sizeof p);
-	p.kind = kind;
-	p.first = first;
-	p.second = second;
-	p.path = *path;
-	buf_init(&enc, PROOF_MAX_ENCODED);
-	if (proof_encode(&p, &enc) == BS_OK)
-		frame_put(b, FRAME_PROOF, enc.data, enc.len);
-	else
-		b->status = enc.status ? enc.status : BS_EINVALID;
-	buf_release(&enc);
-}
-
-static void put_entry_frame(struct buf *b, uint64_t index, const void *entry,
-			    size_t len)
-{
-	struct buf f;
-
-	buf_init(&f, len + WIRE_VARINT_MAX);
-	wire_put_varint(&f, index);
-	buf_append(&f, entry, len);
-	if (f.status)
-		b->status = f.status;
-	else
-		frame_put(b, FRAME_ENTRY, f.data, f.len);
-	buf_release(&f);
-}
-
-/* ---- query arguments ---- */
-
-static int arg_u64(const struct http_request *req, const char *name,
-		   uint64_t dflt, uint64_t *out)
-{
-	const char *v = http_request_arg(req, name);
-	char *end;
-	unsigned long long n;
-
-	*out = dflt;
-	if (!v)
-		return 0;
-	if (!*v || *v == '-' || *v == '+' || *v == ' ')
-		return -1;
-	n = strtoull(v, &end, 10);
-	if (*end)
-		return -1;
-	*out = n;
-	return 0;
 }
 
 /* ---- authentication ---- */
@@ -616,19 +423,22 @@ static int auth_challenge(struct api *a, struct auth_parts *p,
 	err_init(&e);
 	if (store_challenge_use(a->s, p->challenge, (int64_t)clock_wall_ms(),
 				bound_to, &bound, &e)) {
-		fail(resp, 401, "%s; get a new one from /v1/challenge", e.msg);
+		answer_fail(resp, 401, "%s; get a new one from /v1/challenge",
+			    e.msg);
 		return -1;
 	}
 	if (!p->named && !bound) {
-		fail(resp, 401, "the challenge was not issued to a device, so "
-		     "the request must name its device: send Authorization: "
-		     "BS with device, challenge and signature");
+		answer_fail(resp, 401, "the challenge was not issued to a "
+			    "device, so the request must name its device: "
+			    "send Authorization: BS with device, challenge "
+			    "and signature");
 		return -1;
 	}
 	if (p->named && bound &&
 	    sodium_memcmp(p->device, bound_to, SIGN_PUBLIC_BYTES) != 0) {
-		fail(resp, 401, "the challenge was issued to another device; "
-		     "get a new one from /v1/challenge");
+		answer_fail(resp, 401,
+			    "the challenge was issued to another device; "
+			    "get a new one from /v1/challenge");
 		return -1;
 	}
 	if (!p->named)
@@ -641,7 +451,7 @@ static int auth_challenge(struct api *a, struct auth_parts *p,
  * who->verified is set once the signature verified. */
 static int authenticate(struct api *a, const struct http_request *req,
 			struct http_response *resp, int enrolled,
-			struct caller *who)
+			struct api_caller *who)
 {
 	struct request_auth ra;
 	struct auth_parts p;
@@ -652,9 +462,9 @@ static int authenticate(struct api *a, const struct http_request *req,
 	memset(&p, 0, sizeof p);
 	if (!auth_header(http_request_header(req, "Authorization"), &p) &&
 	    !auth_headers(req, &p)) {
-		fail(resp, 401, "this request is not signed: send "
-		     "Authorization: BS, or X-BS-Device, X-BS-Challenge and "
-		     "X-BS-Signature");
+		answer_fail(resp, 401, "this request is not signed: send "
+			    "Authorization: BS, or X-BS-Device, "
+			    "X-BS-Challenge and X-BS-Signature");
 		return -1;
 	}
 	if (auth_challenge(a, &p, resp))
@@ -666,7 +476,7 @@ static int authenticate(struct api *a, const struct http_request *req,
 	memcpy(ra.challenge, p.challenge, REQUEST_CHALLENGE_BYTES);
 	memcpy(ra.device, p.device, SIGN_PUBLIC_BYTES);
 	if (request_verify(&ra, p.sig) != BS_OK) {
-		fail(resp, 401, "the request signature does not verify");
+		answer_fail(resp, 401, "the request signature does not verify");
 		return -1;
 	}
 	who->verified = 1;
@@ -675,81 +485,38 @@ static int authenticate(struct api *a, const struct http_request *req,
 		return 0;
 	found = store_device_get(a->s, who->key, &who->dev, &e);
 	if (found < 0) {
-		fail(resp, 500, "%s", e.msg);
+		answer_fail(resp, 500, "%s", e.msg);
 		return -1;
 	}
 	if (!found) {
-		fail(resp, 401, "unknown device: enroll it with a token first");
+		answer_fail(resp, 401,
+			    "unknown device: enroll it with a token first");
 		return -1;
 	}
 	if (who->dev.revoke_idx >= 0) {
-		fail(resp, 403, "device revoked: this device may no longer "
-		     "push or pull");
+		answer_fail(resp, 403,
+			    "device revoked: this device may no longer "
+			    "push or pull");
 		return -1;
 	}
 	store_device_touch(a->s, who->key, (int64_t)clock_wall_ms(), &e);
 	return 0;
 }
 
-static int role_allowed(const struct caller *who, struct http_response *resp,
-			int branch, int district, int auditor)
+int api_role_allowed(const struct api_caller *who, struct http_response *resp,
+		     int branch, int district, int auditor)
 {
 	enum enrollment_role r = who->dev.role;
 
 	if ((r == ROLE_BRANCH && branch) || (r == ROLE_DISTRICT && district) ||
 	    (r == ROLE_AUDITOR && auditor))
 		return 0;
-	fail(resp, 403, "a %s device may not do this",
-	     enrollment_role_name(r) ? enrollment_role_name(r) : "unknown");
+	answer_fail(resp, 403, "a %s device may not do this",
+		    enrollment_role_name(r) ? enrollment_role_name(r)
+					    : "unknown");
 	return -1;
 }
 
-/* The body of a POST as a plain frame stream: content type checked and
- * deflate undone. *plain points into req or into inflated (released by the
- * caller). */
-static int post_body(const struct http_request *req,
-		     struct http_response *resp, struct buf *inflated,
-		     const uint8_t **plain, size_t *len)
-{
-	const char *ct = http_request_header(req, "Content-Type");
-	const char *ce = http_request_header(req, "Content-Encoding");
-	enum bs_status st;
-
-	if (!ct || strcasecmp(ct, API_CONTENT_TYPE) != 0) {
-		fail(resp, 415, "send frame streams as %s", API_CONTENT_TYPE);
-		return -1;
-	}
-	*plain = req->body;
-	*len = req->body_len;
-	if (!ce || strcasecmp(ce, "identity") == 0)
-		return 0;
-	if (strcasecmp(ce, "zstd") == 0)
-		st = zbuf_unzstd(req->body, req->body_len, inflated);
-	else if (strcasecmp(ce, "deflate") == 0)
-		st = zbuf_inflate(req->body, req->body_len, inflated);
-	else {
-		fail(resp, 415, "unsupported Content-Encoding; use zstd or "
-		     "deflate");
-		return -1;
-	}
-	switch (st) {
-	case BS_OK:
-		*plain = inflated->data;
-		*len = inflated->len;
-		return 0;
-	case BS_ELIMIT:
-		fail(resp, 413, "the body inflates beyond %u bytes",
-		     API_MAX_BODY);
-		return -1;
-	case BS_ENOMEM:
-		fail(resp, 503, "out of memory decompressing the body; try "
-		     "again");
-		return -1;
-	default:
-		fail(resp, 400, "the compressed body is corrupt");
-		return -1;
-	}
-}
 
 /* ---- endpoints ---- */
 
@@ -763,7 +530,7 @@ static void get_challenge(struct api *a, struct http_response *resp)
 	err_init(&e);
 	if (store_challenge_make(a->s, (int64_t)clock_wall_ms(), NULL, c,
 				 &e)) {
-		fail(resp, 500, "%s", e.msg);
+		answer_fail(resp, 500, "%s", e.msg);
 		return;
 	}
 	sodium_bin2base64(text, sizeof text, c, sizeof c,
@@ -781,13 +548,13 @@ static void get_checkpoint(struct api *a, const struct http_request *req,
 
 	err_init(&e);
 	if (srvlog_checkpoint_get(a->log, -1, &cp, &e)) {
-		fail(resp, 500, "%s", e.msg);
+		answer_fail(resp, 500, "%s", e.msg);
 		return;
 	}
 	buf_init(&b, 4096);
 	frame_stream_begin(&b);
-	put_checkpoint_frame(&b, &cp);
-	send_frames(req, resp, &b);
+	answer_checkpoint_frame(&b, &cp);
+	answer_send_frames(req, resp, &b);
 	buf_release(&b);
 }
 
@@ -801,24 +568,24 @@ static void get_proof(struct api *a, const struct http_request *req,
 	int rc;
 
 	err_init(&e);
-	if (arg_u64(req, inclusion ? "index" : "old", UINT64_MAX, &x) ||
-	    arg_u64(req, inclusion ? "size" : "new", UINT64_MAX, &y) ||
+	if (answer_arg_u64(req, inclusion ? "index" : "old", UINT64_MAX, &x) ||
+	    answer_arg_u64(req, inclusion ? "size" : "new", UINT64_MAX, &y) ||
 	    x == UINT64_MAX || y == UINT64_MAX) {
-		fail(resp, 400, "give %s as decimal numbers",
-		     inclusion ? "index and size" : "old and new");
+		answer_fail(resp, 400, "give %s as decimal numbers",
+			    inclusion ? "index and size" : "old and new");
 		return;
 	}
 	rc = inclusion ? srvlog_inclusion(a->log, x, y, &path, &e)
 		       : srvlog_consistency(a->log, x, y, &path, &e);
 	if (rc) {
-		fail(resp, 400, "%s", e.msg);
+		answer_fail(resp, 400, "%s", e.msg);
 		return;
 	}
 	buf_init(&b, 8192);
 	frame_stream_begin(&b);
-	put_proof_frame(&b, inclusion ? PROOF_INCLUSION : PROOF_CONSISTENCY, x,
-			y, &path);
-	send_frames(req, resp, &b);
+	answer_proof_frame(&b, inclusion ? PROOF_INCLUSION : PROOF_CONSISTENCY,
+			   x, y, &path);
+	answer_send_frames(req, resp, &b);
 	buf_release(&b);
 }
 
@@ -834,428 +601,25 @@ static void count_outcome(struct api *a, const struct ingest_outcome *o)
 		atomic_fetch_add(&c->refused, 1);
 }
 
-/* Encodes one verdict (with a receipt against cp when logged). */
-static int put_verdict(struct api *a, struct buf *b,
-		       const struct ingest_outcome *o,
-		       const struct checkpoint *cp)
-{
-	struct verdict v;
-	struct receipt rc;
-	struct buf rb, vb;
-	int ok = -1;
-
-	memset(&v, 0, sizeof v);
-	v.status = o->status;
-	memcpy(v.changeset_id, o->id, HASH_BYTES);
-	snprintf(v.reason, sizeof v.reason, "%s", o->reason);
-	buf_init(&rb, RECEIPT_SIGNED_MAX);
-	buf_init(&vb, RECEIPT_SIGNED_MAX + 512);
-	if (o->logged) {
-		memset(&rc, 0, sizeof rc);
-		memcpy(rc.changeset_id, o->id, HASH_BYTES);
-		rc.index = o->index;
-		rc.checkpoint = *cp;
-		if (receipt_sign(&rc, a->s->key->sk, &rb) != BS_OK)
-			goto cleanup;
-		v.receipt = rb.data;
-		v.receipt_len = rb.len;
-	}
-	if (verdict_encode(&v, &vb) != BS_OK)
-		goto cleanup;
-	frame_put(b, FRAME_VERDICT, vb.data, vb.len);
-	ok = 0;
-cleanup:
-	buf_release(&rb);
-	buf_release(&vb);
-	return ok;
-}
-
-_Static_assert(API_MAX_PUSH <= PUSHRECEIPT_MAX_SETS,
-	       "a push receipt must be able to answer the largest push");
-
-/* The answer's one signed receipt for the whole push (FORMAT.md, "Push
- * receipts"), instead of a VERDICT frame with a receipt for each set; in
- * its wire form (without the ids hash the pusher knows) when `wire`. */
-static int put_push_receipt(struct api *a, struct buf *b,
-			    const struct ingest_outcome *outs, size_t n,
-			    const struct checkpoint *cp, int wire)
-{
-	struct pushreceipt pr;
-	uint8_t (*ids)[HASH_BYTES] = NULL;
-	struct buf rb, wb;
-	size_t i;
-	int rc = -1;
-
-	memset(&pr, 0, sizeof pr);
-	buf_init(&rb, PUSHRECEIPT_SIGNED_MAX);
-	buf_init(&wb, PUSHRECEIPT_WIRE_MAX);
-	pr.items = mem_calloc(n ? n : 1, sizeof *pr.items);
-	ids = mem_calloc(n ? n : 1, sizeof *ids);
-	if (!pr.items || !ids)
-		goto cleanup;
-	pr.checkpoint = *cp;
-	pr.count = n;
-	for (i = 0; i < n; i++) {
-		struct pushreceipt_item *it = &pr.items[i];
-
-		memcpy(ids[i], outs[i].id, HASH_BYTES);
-		it->status = outs[i].status;
-		it->logged = outs[i].logged;
-		it->index = outs[i].index;
-		if (it->status == VERDICT_REFUSED)
-			snprintf(it->reason, sizeof it->reason, "%s",
-				 outs[i].reason[0] ? outs[i].reason
-						   : "refused");
-	}
-	pushreceipt_ids_hash((const uint8_t(*)[HASH_BYTES])ids, n,
-			     pr.ids_hash);
-	if (pushreceipt_sign(&pr, a->s->key->sk, &rb) != BS_OK ||
-	    (wire && pushreceipt_wire_pack(rb.data, rb.len, &wb) != BS_OK))
-		goto cleanup;
-	if (wire)
-		frame_put(b, FRAME_PUSHRECEIPT, wb.data, wb.len);
-	else
-		frame_put(b, FRAME_PUSHRECEIPT, rb.data, rb.len);
-	rc = 0;
-cleanup:
-	mem_free(pr.items);
-	mem_free(ids);
-	buf_release(&rb);
-	buf_release(&wb);
-	return rc;
-}
-
-/* Splits a push body into its change sets (pointers into body), checking
- * the frame stream whole before anything is ingested. */
-static int split_push(const uint8_t *body, size_t len, const uint8_t **sets,
-		      size_t *lens, uint8_t *compact, size_t *n,
-		      struct http_response *resp)
-{
-	struct frame_reader fr;
-	struct frame f;
-	size_t used, off = 0;
-	enum bs_status st = BS_OK;
-	int rc = -1;
-
-	*n = 0;
-	frame_reader_init(&fr, CHANGESET_MAX_ENCODED);
-	for (;;) {
-		/* feed stops at the end of each frame, so a frame's payload
-		 * is the f.len bytes of body just before off */
-		while (frame_reader_next(&fr, &f)) {
-			if (f.type != FRAME_CHANGESET &&
-			    f.type != FRAME_CHANGESET_COMPACT) {
-				fail(resp, 400, "a push carries only change "
-				     "set frames");
-				goto cleanup;
-			}
-			if (*n == API_MAX_PUSH) {
-				fail(resp, 413, "at most %d change sets per push",
-				     API_MAX_PUSH);
-				goto cleanup;
-			}
-			sets[*n] = body + off - f.len;
-			lens[*n] = f.len;
-			compact[*n] = f.type == FRAME_CHANGESET_COMPACT;
-			(*n)++;
-		}
-		if (off == len)
-			break;
-		st = frame_reader_feed(&fr, body + off, len - off, &used);
-		if (st)
-			break;
-		off += used;
-	}
-	if (st == BS_OK)
-		st = frame_reader_finish(&fr);
-	if (st) {
-		fail(resp, 400, "malformed push body: %s", bs_status_str(st));
-		goto cleanup;
-	}
-	if (*n == 0) {
-		fail(resp, 400, "a push carries at least one change set");
-		goto cleanup;
-	}
-	rc = 0;
-cleanup:
-	frame_reader_release(&fr);
-	return rc;
-}
-
-/* The predecessor of compact set i of seq `seq` by the caller: zeros for
- * seq 1, the set just before it in this push if that is the caller's
- * seq - 1, else the head of the caller's chain if that is seq - 1, else
- * the caller's accepted seq - 1 in the log (a push sent again after its
- * answer was lost). 0 if it is none of these (the client must send the
- * set whole), -1 on a database error. Needs a read transaction. */
-static int compact_prev(struct api *a, const struct caller *who,
-			uint64_t seq, const struct changeset *before,
-			int have_before, uint8_t prev[HASH_BYTES],
-			struct err *e)
-{
-	memset(prev, 0, HASH_BYTES);
-	if (seq == 1)
-		return 1;
-	if (have_before &&
-	    memcmp(before->env.author, who->key, SIGN_PUBLIC_BYTES) == 0 &&
-	    before->env.seq == seq - 1) {
-		memcpy(prev, before->id, HASH_BYTES);
-		return 1;
-	}
-	if (who->dev.last_seq >= 1 && (uint64_t)who->dev.last_seq == seq - 1) {
-		memcpy(prev, who->dev.head, HASH_BYTES);
-		return 1;
-	}
-	return store_chain_id(a->s, who->key, seq - 1, prev, e);
-}
-
-/* Turns the compact sets of a push (protocol/FORMAT.md, "Compact change
- * sets") into the full signed bytes, into `full` (owned by the caller),
- * and points sets[i] at them. Everything after this sees full sets only.
- * A compact set whose predecessor the server cannot name gets 409: the
- * whole push is refused, nothing logged, and the client sends it again
- * with whole sets. */
-static int expand_push(struct api *a, const struct caller *who,
-		       const uint8_t **sets, size_t *lens,
-		       const uint8_t *compact, size_t n, struct buf *full,
-		       struct http_response *resp)
-{
-	size_t *off = NULL, i;
-	struct changeset before;
-	uint8_t prev[HASH_BYTES];
-	uint64_t seq;
-	int have_before = 0, named, rc = -1;
-	enum bs_status st;
-	struct err e;
-
-	if (!(off = mem_calloc(n ? n : 1, sizeof *off))) {
-		fail(resp, 500, "out of memory");
-		return -1;
-	}
-	for (i = 0; i < n; i++) {
-		if (!compact[i]) {
-			have_before = changeset_decode(sets[i], lens[i],
-						       &before) == BS_OK;
-			continue;
-		}
-		if ((st = cscompact_seq(sets[i], lens[i], &seq)) != BS_OK) {
-			fail(resp, 400, "compact change set %zu is malformed: "
-			     "%s", i + 1, bs_status_str(st));
-			goto cleanup;
-		}
-		err_init(&e);
-		named = compact_prev(a, who, seq, &before, have_before, prev,
-				     &e);
-		if (named < 0) {
-			fail(resp, 500, "%s", e.msg);
-			goto cleanup;
-		}
-		if (!named) {
-			fail(resp, 409, "compact change set %zu (sequence %"
-			     PRIu64 ") does not follow this device's last "
-			     "logged one; send it whole", i + 1, seq);
-			goto cleanup;
-		}
-		off[i] = full->len;
-		if ((st = cscompact_expand(sets[i], lens[i], who->key, prev,
-					   full)) != BS_OK) {
-			fail(resp, st == BS_ELIMIT ? 413 : 400,
-			     "compact change set %zu is malformed: %s", i + 1,
-			     bs_status_str(st));
-			goto cleanup;
-		}
-		lens[i] = full->len - off[i];
-		/* decoded in place for the next one's predecessor; the
-		 * pointers are fixed below, once `full` stops moving */
-		have_before = changeset_decode(full->data + off[i], lens[i],
-					       &before) == BS_OK;
-	}
-	for (i = 0; i < n; i++)
-		if (compact[i])
-			sets[i] = full->data + off[i];
-	rc = 0;
-cleanup:
-	mem_free(off);
-	return rc;
-}
-
-/* A compact set whose expansion does not verify was expanded with a
- * predecessor other than the one its author signed (our chain head for
- * the device is not what its outbox says: a restored backup, an
- * equivocation). Sent whole it gets the verdict it deserves (a fork, a
- * chain refusal), so ask for that: 409, nothing logged. */
-static int compact_unverified(const uint8_t *compact,
-			      const struct ingest_item *items, size_t n,
-			      struct http_response *resp)
+int api_commit_push(struct api *a, const struct ingest_item *items, size_t n,
+		    struct ingest_outcome *outs, struct checkpoint *cp,
+		    struct err *e)
 {
 	size_t i;
 
-	for (i = 0; i < n; i++) {
-		if (compact[i] && !items[i].sig_ok) {
-			fail(resp, 409, "compact change set %zu does not verify"
-			     " as this server expands it; send it whole",
-			     i + 1);
-			return -1;
-		}
-	}
-	return 0;
-}
-
-/* The push answer's last frame when the device said which checkpoint it
- * holds: the consistency proof from it to cp, read in a read transaction
- * of its own (the push was committed by the writer). */
-static int put_push_proof(struct api *a, struct buf *b, uint64_t known,
-			  const struct checkpoint *cp, struct err *e)
-{
-	struct merkle_path path;
-	int rc;
-
-	if (known == 0 || known >= cp->size)
-		return 0;
-	if (read_begin(a, 1, e))
+	if (writer_push(a->core->writer, items, n, outs, cp, e))
 		return -1;
-	rc = srvlog_consistency(a->log, known, cp->size, &path, e);
-	read_end(a);
-	if (rc)
-		return -1;
-	put_proof_frame(b, PROOF_CONSISTENCY, known, cp->size, &path);
-	return 0;
-}
-
-/* The push's form of answer from ?receipt= (docs/API.md). */
-enum push_form {
-	PUSH_FORM_BAD = -1,
-	PUSH_FORM_EACH,   /* a VERDICT frame each */
-	PUSH_FORM_PUSH,   /* one push receipt */
-	PUSH_FORM_WIRE,   /* one push receipt in its wire form */
-};
-
-static enum push_form push_answer_form(const struct http_request *req)
-{
-	const char *v = http_request_arg(req, "receipt");
-
-	if (!v || strcmp(v, "each") == 0)
-		return PUSH_FORM_EACH;
-	if (strcmp(v, "push") == 0)
-		return PUSH_FORM_PUSH;
-	return strcmp(v, "wire") == 0 ? PUSH_FORM_WIRE : PUSH_FORM_BAD;
-}
-
-/* The verdicts and the checkpoint of a committed push, in the form asked
- * for. */
-static int put_push_answer(struct api *a, struct buf *b, enum push_form form,
-			   const struct ingest_outcome *outs, size_t n,
-			   const struct checkpoint *cp)
-{
-	size_t i;
-
-	if (form != PUSH_FORM_EACH)
-		return put_push_receipt(a, b, outs, n, cp,
-					form == PUSH_FORM_WIRE);
-	for (i = 0; i < n; i++)
-		if (put_verdict(a, b, &outs[i], cp))
-			return -1;
-	put_checkpoint_frame(b, cp);
-	return 0;
-}
-
-/* The sets are decoded and their signatures verified here, in the
- * request's thread and outside any lock; only their verdicts wait for the
- * writer, in a group with the pushes that came meanwhile. Compact sets
- * are expanded first, against the device's chain as authentication read
- * it. */
-static void post_push(struct api *a, const struct http_request *req,
-		      struct http_response *resp, struct caller *who)
-{
-	struct ingest_outcome *outs = NULL;
-	struct ingest_item *items = NULL;
-	const uint8_t **sets = NULL;
-	size_t *lens = NULL;
-	uint8_t *compact = NULL;
-	struct checkpoint cp;
-	struct buf inflated, b, full;
-	const uint8_t *body;
-	size_t len, n = 0, i;
-	uint64_t known;
-	enum push_form form = push_answer_form(req);
-	struct err e;
-
-	err_init(&e);
-	buf_init(&inflated, API_MAX_BODY);
-	buf_init(&b, API_MAX_BODY);
-	buf_init(&full, API_MAX_BODY + API_MAX_PUSH * CHANGESET_ENVELOPE_MAX);
-	if (arg_u64(req, "known", 0, &known) || form == PUSH_FORM_BAD) {
-		fail(resp, 400, "known must be a decimal number, receipt "
-		     "'wire', 'push' or 'each'");
-		goto cleanup;
-	}
-	if (role_allowed(who, resp, 1, 1, 0) ||
-	    post_body(req, resp, &inflated, &body, &len))
-		goto cleanup;
-	sets = mem_calloc(API_MAX_PUSH, sizeof *sets);
-	lens = mem_calloc(API_MAX_PUSH, sizeof *lens);
-	compact = mem_calloc(API_MAX_PUSH, 1);
-	if (!sets || !lens || !compact) {
-		fail(resp, 500, "out of memory");
-		goto cleanup;
-	}
-	/* compact sets are expanded in the read transaction that
-	 * authenticated the push; the writer's queue is waited on without */
-	if (split_push(body, len, sets, lens, compact, &n, resp) ||
-	    expand_push(a, who, sets, lens, compact, n, &full, resp))
-		goto cleanup;
-	read_end(a);
-	/* as many as there are: hundreds of pushes at once each zeroing room
-	 * for API_MAX_PUSH would be a megabyte apiece */
-	outs = mem_calloc(n ? n : 1, sizeof *outs);
-	items = mem_calloc(n ? n : 1, sizeof *items);
-	if (!outs || !items) {
-		fail(resp, 500, "out of memory");
-		goto cleanup;
-	}
-	for (i = 0; i < n; i++)
-		ingest_item_init(&items[i], sets[i], lens[i]);
-	/* a few sets: the other cores serve other requests meanwhile */
-	ingest_prepare(items, n, n >= 8 ? 0 : 1);
-	if (compact_unverified(compact, items, n, resp))
-		goto cleanup;
-	err_init(&e);
-	if (writer_push(a->core->writer, items, n, outs, &cp, &e)) {
-		fail(resp, 500, "%s", e.msg);
-		goto cleanup;
-	}
-	frame_stream_begin(&b);
 	for (i = 0; i < n; i++)
 		count_outcome(a, &outs[i]);
-	if (put_push_answer(a, &b, form, outs, n, &cp)) {
-		fail(resp, 500, "cannot sign the receipts");
-		goto cleanup;
-	}
-	/* the device's last checkpoint to this one, so that a sync needs no
-	 * separate consistency request */
-	if (put_push_proof(a, &b, known, &cp, &e)) {
-		fail(resp, 500, "%s", e.msg);
-		goto cleanup;
-	}
-	send_frames(req, resp, &b);
-cleanup:
-	read_end(a);
-	mem_free(outs);
-	mem_free(sets);
-	mem_free(lens);
-	mem_free(items);
-	mem_free(compact);
-	buf_release(&inflated);
-	buf_release(&full);
-	buf_release(&b);
+	return 0;
 }
 
 /* Appends the entries `who` may see from `after` on, each with its
  * inclusion proof in cp; *next gets the cursor. */
-static int put_visible(struct api *a, struct buf *b, const struct caller *who,
-		       uint64_t after, uint64_t limit,
-		       const struct checkpoint *cp, int with_proofs,
-		       uint64_t *next, struct err *e)
+static int put_visible(struct api *a, struct buf *b,
+		       const struct api_caller *who, uint64_t after,
+		       uint64_t limit, const struct checkpoint *cp,
+		       int with_proofs, uint64_t *next, struct err *e)
 {
 	sqlite3_stmt *st;
 	int all = who->dev.role != ROLE_BRANCH, rc = -1, step;
@@ -1284,11 +648,12 @@ static int put_visible(struct api *a, struct buf *b, const struct caller *who,
 			*next = idx;
 			break;
 		}
-		put_entry_frame(b, idx, sqlite3_column_blob(st, 1), n);
+		answer_entry_frame(b, idx, sqlite3_column_blob(st, 1), n);
 		if (with_proofs) {
 			if (srvlog_inclusion(a->log, idx, cp->size, &path, e))
 				goto cleanup;
-			put_proof_frame(b, PROOF_INCLUSION, idx, cp->size, &path);
+			answer_proof_frame(b, PROOF_INCLUSION, idx, cp->size,
+					   &path);
 		}
 		count++;
 		bytes += n;
@@ -1314,7 +679,8 @@ static void put_cursor(struct buf *b, uint64_t next)
 }
 
 static void get_pull(struct api *a, const struct http_request *req,
-		     struct http_response *resp, struct caller *who, int log)
+		     struct http_response *resp, struct api_caller *who,
+		     int log)
 {
 	uint64_t after, known, limit, next;
 	struct checkpoint cp;
@@ -1324,43 +690,49 @@ static void get_pull(struct api *a, const struct http_request *req,
 
 	err_init(&e);
 	buf_init(&b, 64u << 20);
-	if (log && role_allowed(who, resp, 0, 1, 1))
+	if (log && api_role_allowed(who, resp, 0, 1, 1))
 		goto cleanup;
-	if (arg_u64(req, "after", 0, &after) || arg_u64(req, "known", 0, &known) ||
-	    arg_u64(req, "limit", API_PULL_DEFAULT, &limit) || limit == 0) {
-		fail(resp, 400, "after, known and limit must be decimal numbers");
+	if (answer_arg_u64(req, "after", 0, &after) ||
+	    answer_arg_u64(req, "known", 0, &known) ||
+	    answer_arg_u64(req, "limit", API_PULL_DEFAULT, &limit) ||
+	    limit == 0) {
+		answer_fail(resp, 400,
+			    "after, known and limit must be decimal numbers");
 		goto cleanup;
 	}
 	if (limit > API_PULL_MAX)
 		limit = API_PULL_MAX;
 	if (after > INT64_MAX || known > INT64_MAX) {
-		fail(resp, 400, "after and known must be below 2^63");
+		answer_fail(resp, 400, "after and known must be below 2^63");
 		goto cleanup;
 	}
 	if (srvlog_checkpoint_get(a->log, -1, &cp, &e)) {
-		fail(resp, 500, "%s", e.msg);
+		answer_fail(resp, 500, "%s", e.msg);
 		goto cleanup;
 	}
 	if (known > cp.size) {
-		fail(resp, 409, "this device has seen a log of %" PRIu64
-		     " entries but the server has %" PRIu64, known, cp.size);
+		answer_fail(resp, 409,
+			    "this device has seen a log of %" PRIu64
+			    " entries but the server has %" PRIu64,
+			    known, cp.size);
 		goto cleanup;
 	}
 	frame_stream_begin(&b);
-	put_checkpoint_frame(&b, &cp);
+	answer_checkpoint_frame(&b, &cp);
 	if (!log && known > 0 && known < cp.size) {
 		if (srvlog_consistency(a->log, known, cp.size, &path, &e)) {
-			fail(resp, 500, "%s", e.msg);
+			answer_fail(resp, 500, "%s", e.msg);
 			goto cleanup;
 		}
-		put_proof_frame(&b, PROOF_CONSISTENCY, known, cp.size, &path);
+		answer_proof_frame(&b, PROOF_CONSISTENCY, known, cp.size,
+				   &path);
 	}
 	if (put_visible(a, &b, who, after, limit, &cp, !log, &next, &e)) {
-		fail(resp, 500, "%s", e.msg);
+		answer_fail(resp, 500, "%s", e.msg);
 		goto cleanup;
 	}
 	put_cursor(&b, next);
-	send_frames(req, resp, &b);
+	answer_send_frames(req, resp, &b);
 cleanup:
 	buf_release(&b);
 }
@@ -1432,9 +804,9 @@ static int enroll_answer(struct api *a, uint64_t index,
 	frame_stream_begin(b);
 	frame_put(b, FRAME_ENROLLMENT, le.payload, le.payload_len);
 	frame_put(b, FRAME_META, meta.data, meta.len);
-	put_entry_frame(b, index, entry.data, entry.len);
-	put_checkpoint_frame(b, cp);
-	put_proof_frame(b, PROOF_INCLUSION, index, cp->size, &path);
+	answer_entry_frame(b, index, entry.data, entry.len);
+	answer_checkpoint_frame(b, cp);
+	answer_proof_frame(b, PROOF_INCLUSION, index, cp->size, &path);
 	rc = 0;
 cleanup:
 	buf_release(&entry);
@@ -1445,8 +817,8 @@ cleanup:
 /* Logs the enrollment of a new device with `token` into b's answer.
  * Answers the failure itself and returns -1 when it fails. */
 static int enroll_new(struct api *a, struct http_response *resp,
-		      struct caller *who, const char *token, const char *name,
-		      struct buf *b)
+		      struct api_caller *who, const char *token,
+		      const char *name, struct buf *b)
 {
 	char scope[ENROLLMENT_SCOPE_MAX + 1];
 	enum enrollment_role role;
@@ -1462,7 +834,7 @@ static int enroll_new(struct api *a, struct http_response *resp,
 	err_init(&e);
 	err_init(&ce);
 	if (writer_begin(c->writer, &e)) {
-		fail(resp, 500, "%s", e.msg);
+		answer_fail(resp, 500, "%s", e.msg);
 		return -1;
 	}
 	/* the token is spent in its own commit: a failure later must not
@@ -1470,7 +842,7 @@ static int enroll_new(struct api *a, struct http_response *resp,
 	if (store_token_use(w->s, token, (int64_t)clock_wall_ms(), who->key,
 			    &role, scope, &e)) {
 		writer_commit(c->writer, &ce);
-		fail(resp, 403, "%s", e.msg);
+		answer_fail(resp, 403, "%s", e.msg);
 		goto cleanup;
 	}
 	/* an enrollment waits for no group: enrollments are rare */
@@ -1480,11 +852,11 @@ static int enroll_new(struct api *a, struct http_response *resp,
 	    srvlog_checkpoint(w->log, (int64_t)clock_wall_ms(), &cp, &e) ||
 	    enroll_answer(a, index, &cp, b, &e)) {
 		writer_abort(c->writer);
-		fail(resp, 500, "%s", e.msg);
+		answer_fail(resp, 500, "%s", e.msg);
 		goto cleanup;
 	}
 	if (writer_commit(c->writer, &e)) {
-		fail(resp, 500, "%s", e.msg);
+		answer_fail(resp, 500, "%s", e.msg);
 		goto cleanup;
 	}
 	rc = 0;
@@ -1507,19 +879,19 @@ static int enroll_again(struct api *a, struct http_response *resp,
 	err_init(&e);
 	err_init(&ce);
 	if (writer_begin(c->writer, &e)) {
-		fail(resp, 500, "%s", e.msg);
+		answer_fail(resp, 500, "%s", e.msg);
 		return -1;
 	}
 	rc = srvlog_checkpoint_get(c->root->log, -1, &cp, &e) ||
 	     enroll_answer(a, (uint64_t)known->enroll_idx, &cp, b, &e) ? -1 : 0;
 	writer_commit(c->writer, &ce);
 	if (rc)
-		fail(resp, 500, "%s", e.msg);
+		answer_fail(resp, 500, "%s", e.msg);
 	return rc;
 }
 
 static void post_enroll(struct api *a, const struct http_request *req,
-			struct http_response *resp, struct caller *who)
+			struct http_response *resp, struct api_caller *who)
 {
 	char token[65], name[ENROLLMENT_NAME_MAX + 1];
 	struct buf inflated, b;
@@ -1530,38 +902,39 @@ static void post_enroll(struct api *a, const struct http_request *req,
 	int found, spent = 0;
 
 	err_init(&e);
-	buf_init(&inflated, API_MAX_BODY);
+	buf_init(&inflated, ANSWER_MAX_BODY);
 	buf_init(&b, 1 << 20);
-	if (post_body(req, resp, &inflated, &body, &len))
+	if (answer_post_body(req, resp, &inflated, &body, &len))
 		goto cleanup;
 	if (parse_enroll_body(body, len, token, name)) {
-		fail(resp, 400, "an enroll body is one META frame with the token "
-		     "and the device name");
+		answer_fail(resp, 400,
+			    "an enroll body is one META frame with the token "
+			    "and the device name");
 		goto cleanup;
 	}
 	found = store_device_get(a->s, who->key, &known, &e);
 	if (found > 0 && known.revoke_idx < 0)
 		spent = store_token_spent_by(a->s, token, who->key, &e);
-	read_end(a);
+	api_read_end(a);
 	if (found < 0 || spent < 0) {
-		fail(resp, 500, "%s", e.msg);
+		answer_fail(resp, 500, "%s", e.msg);
 		goto cleanup;
 	}
 	if (found && !spent) {
-		fail(resp, 409, "this device is already enrolled");
+		answer_fail(resp, 409, "this device is already enrolled");
 		goto cleanup;
 	}
 	if (found ? enroll_again(a, resp, &known, &b)
 		  : enroll_new(a, resp, who, token, name, &b))
 		goto cleanup;
-	send_frames(req, resp, &b);
+	answer_send_frames(req, resp, &b);
 cleanup:
 	buf_release(&inflated);
 	buf_release(&b);
 }
 
 static void get_digest(struct api *a, const struct http_request *req,
-		       struct http_response *resp, struct caller *who)
+		       struct http_response *resp, struct api_caller *who)
 {
 	struct statedigest sd;
 	struct checkpoint cp;
@@ -1570,7 +943,7 @@ static void get_digest(struct api *a, const struct http_request *req,
 
 	err_init(&e);
 	buf_init(&b, 8192);
-	if (role_allowed(who, resp, 0, 1, 1))
+	if (api_role_allowed(who, resp, 0, 1, 1))
 		goto cleanup;
 	memset(&sd, 0, sizeof sd);
 	snprintf(sd.origin, sizeof sd.origin, "%s", a->s->origin);
@@ -1578,7 +951,7 @@ static void get_digest(struct api *a, const struct http_request *req,
 	sd.time_ms = clock_wall_ms();
 	if (digest_compute(a->s->r->db, sd.digest, &e) ||
 	    srvlog_checkpoint_get(a->log, -1, &cp, &e)) {
-		fail(resp, 500, "%s", e.msg);
+		answer_fail(resp, 500, "%s", e.msg);
 		goto cleanup;
 	}
 	frame_stream_begin(&b);
@@ -1592,8 +965,8 @@ static void get_digest(struct api *a, const struct http_request *req,
 			b.status = BS_EINVALID;
 		buf_release(&sb);
 	}
-	put_checkpoint_frame(&b, &cp);
-	send_frames(req, resp, &b);
+	answer_checkpoint_frame(&b, &cp);
+	answer_send_frames(req, resp, &b);
 cleanup:
 	buf_release(&b);
 }
@@ -1602,37 +975,37 @@ cleanup:
  * only to say where a digest that failed differs. They describe the
  * records when asked, so a push since GET /v1/digest shows up too. */
 static void get_rows(struct api *a, const struct http_request *req,
-		     struct http_response *resp, struct caller *who)
+		     struct http_response *resp, struct api_caller *who)
 {
 	struct buf b;
 	struct err e;
 
 	err_init(&e);
 	buf_init(&b, API_ROWS_MAX);
-	if (role_allowed(who, resp, 0, 1, 1))
+	if (api_role_allowed(who, resp, 0, 1, 1))
 		goto cleanup;
 	frame_stream_begin(&b);
 	if (digest_put_rows(a->s->r->db, &b, &e)) {
-		fail(resp, 500, "%s", e.msg);
+		answer_fail(resp, 500, "%s", e.msg);
 		goto cleanup;
 	}
-	send_frames(req, resp, &b);
+	answer_send_frames(req, resp, &b);
 cleanup:
 	buf_release(&b);
 }
 
 static void get_devices(struct api *a, struct http_response *resp,
-			struct caller *who)
+			struct api_caller *who)
 {
 	struct buf b;
 	struct err e;
 
 	err_init(&e);
 	buf_init(&b, 16u << 20);
-	if (role_allowed(who, resp, 0, 1, 1))
+	if (api_role_allowed(who, resp, 0, 1, 1))
 		goto cleanup;
 	if (devices_json(a->s, &b, &e)) {
-		fail(resp, 500, "%s", e.msg);
+		answer_fail(resp, 500, "%s", e.msg);
 		goto cleanup;
 	}
 	http_response_set(resp, 200, "application/json", b.data, b.len);
@@ -1682,7 +1055,7 @@ static void get_metrics(struct api *a, struct http_response *resp)
 static void route_signed(struct api *a, const struct http_request *req,
 			 struct http_response *resp)
 {
-	struct caller who;
+	struct api_caller who;
 	int post = strcmp(req->method, "POST") == 0;
 	int enroll = strcmp(req->path, "/v1/enroll") == 0;
 
@@ -1691,7 +1064,7 @@ static void route_signed(struct api *a, const struct http_request *req,
 		if (enroll && post)
 			post_enroll(a, req, resp, &who);
 		else if (strcmp(req->path, "/v1/push") == 0 && post)
-			post_push(a, req, resp, &who);
+			push_post(a, req, resp, &who);
 		else if (strcmp(req->path, "/v1/pull") == 0 && !post)
 			get_pull(a, req, resp, &who, 0);
 		else if (strcmp(req->path, "/v1/log") == 0 && !post)
@@ -1703,8 +1076,8 @@ static void route_signed(struct api *a, const struct http_request *req,
 		else if (strcmp(req->path, "/v1/devices") == 0 && !post)
 			get_devices(a, resp, &who);
 		else
-			fail(resp, 405, "%s is not allowed on %s", req->method,
-			     req->path);
+			answer_fail(resp, 405, "%s is not allowed on %s",
+				    req->method, req->path);
 	}
 	/* bound to the key that signed: that device alone may use it, and
 	 * may then leave its key out of the request (docs/API.md) */
@@ -1741,15 +1114,15 @@ void api_handle(void *ctx, const struct http_request *req,
 		  strcmp(req->path, "/v1/enroll") != 0;
 
 	err_init(&e);
-	if (reads && read_begin(a, log, &e))
-		fail(resp, 500, "%s", e.msg);
+	if (reads && api_read_begin(a, log, &e))
+		answer_fail(resp, 500, "%s", e.msg);
 	else if (is_signed_path(req->path))
 		route_signed(a, req, resp);
 	else if (!get && (strcmp(req->path, "/healthz") == 0 ||
 			  strncmp(req->path, "/v1/", 4) == 0 ||
 			  strcmp(req->path, "/metrics") == 0))
-		fail(resp, 405, "%s is not allowed on %s", req->method,
-		     req->path);
+		answer_fail(resp, 405, "%s is not allowed on %s", req->method,
+			    req->path);
 	else if (strcmp(req->path, "/healthz") == 0)
 		http_response_set(resp, 200, "text/plain", "ok\n", 3);
 	else if (strcmp(req->path, "/metrics") == 0)
@@ -1763,6 +1136,6 @@ void api_handle(void *ctx, const struct http_request *req,
 	else if (strcmp(req->path, "/v1/inclusion") == 0)
 		get_proof(a, req, resp, 1);
 	else
-		fail(resp, 404, "no such endpoint: %s", req->path);
-	read_end(a);
+		answer_fail(resp, 404, "no such endpoint: %s", req->path);
+	api_read_end(a);
 }

@@ -154,12 +154,13 @@ static void check_policy(const struct store_device *d,
 
 /* A well-signed change set from a known, unrevoked device: chain, policy,
  * then log (and apply when accepted). With `careful` the body is checked
- * before anything is written, and a failure of merge_apply is an internal
- * one. Without it merge_apply checks the body (merge.h: it fails on any
- * body merge_check refuses) and its failure returns INGEST_REDO, the
- * caller rolling back and doing it again carefully to tell a refusal from
- * a failure: bodies that break the schema are rare, and checking each one
- * twice is a sixth of ingest. */
+ * before anything is written (check_policy, so it is applied unchecked),
+ * and a failure of merge_apply_checked is an internal one. Without it
+ * merge_apply checks the body (merge.h: it fails on any body merge_check
+ * refuses) and its failure returns INGEST_REDO, the caller rolling back
+ * and doing it again carefully to tell a refusal from a failure: bodies
+ * that break the schema are rare, and checking each one twice is a sixth
+ * of ingest. */
 static int ingest_verified(struct ingest *in, struct store_device *d,
 			   const struct changeset *cs, const uint8_t *bytes,
 			   size_t len, const uint8_t *leaf, int64_t now_ms,
@@ -208,7 +209,7 @@ static int ingest_verified(struct ingest *in, struct store_device *d,
 		if (!merger(in, e) ||
 		    log_changeset(in, cs, bytes, len, LOGENTRY_ACCEPTED, NULL,
 				  leaf, now_ms, &out->index, e) ||
-		    merge_apply(in->merge, cs, &applied, &stats, e))
+		    merge_apply_checked(in->merge, cs, &applied, &stats, e))
 			return -1;
 	} else {
 		err_init(&quiet);

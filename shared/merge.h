@@ -48,8 +48,9 @@ int merge_apply(struct merge *m, const struct changeset *cs,
 		int *applied /* OUT */, struct merge_stats *stats,
 		struct err *e);
 
-/* merge_apply of a change set the caller has just passed through
- * merge_check (with no write in between): the body is not checked twice. */
+/* merge_apply of a change set that passed merge_check and has not changed
+ * since (merge_check reads the set alone, not the database): the body is
+ * not checked twice. */
 int merge_apply_checked(struct merge *m, const struct changeset *cs,
 			int *applied /* OUT */, struct merge_stats *stats,
 			struct err *e);
