@@ -2,7 +2,7 @@
  * that talks to it (enroll, sync): frame streams taken one frame at a time,
  * signed checkpoints opened and checked, ENTRY frames split, and error
  * answers turned into one sentence and an exit class. Not for judging what
- * the frames mean (sync.c, enroll.c) nor for HTTP (transport.h). */
+ * the frames mean (sync*.c, enroll.c) nor for HTTP (transport.h). */
 #ifndef BS_ANSWER_H
 #define BS_ANSWER_H
 

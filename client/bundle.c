@@ -1,7 +1,8 @@
 /* bundle.c - bundle files (see bundle.h): the META codec and the frame
  * layout (protocol/FORMAT.md, section "Bundles"), export from a replica,
  * and import: every frame verified before anything is applied, then one
- * transaction (docs/BUNDLE.md). Not for pushing relayed sets (sync.c). */
+ * transaction (docs/BUNDLE.md). Not for pushing relayed sets
+ * (sync_push.c). */
 #include "bundle.h"
 
 #include <errno.h>

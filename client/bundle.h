@@ -2,7 +2,8 @@
  * no link at all (docs/BUNDLE.md; byte layout in protocol/FORMAT.md,
  * section "Bundles"). The file codec, the checks an importer makes before
  * it applies anything, and the export and import of a replica. Not for the
- * merge rules (shared/merge.h) nor for pushing relayed sets (sync.c). */
+ * merge rules (shared/merge.h) nor for pushing relayed sets
+ * (sync_push.c). */
 #ifndef BS_BUNDLE_H
 #define BS_BUNDLE_H
 

@@ -2,7 +2,7 @@
  * pull pages travel (and the server builds them) while this one is
  * verified and merged. Each answer may name the request that follows it;
  * at most PREFETCH_DEPTH answers wait to be taken. Not for deciding what
- * to ask (sync.c gives the rule) nor for HTTP (transport.h). */
+ * to ask (sync_pull.c gives the rule) nor for HTTP (transport.h). */
 #ifndef BS_PREFETCH_H
 #define BS_PREFETCH_H
 

@@ -1,7 +1,7 @@
 /* transport.c - the HTTP client of branchsync over libcurl (see transport.h
  * and docs/SYNC.md, "Transport"). One easy handle serves every request of a
  * command so the connection (and its TLS session) is reused. Not for the
- * meaning of bodies: enroll.c and sync.c parse them. */
+ * meaning of bodies: enroll.c and sync*.c parse them. */
 #include "transport.h"
 
 #include <ctype.h>

@@ -4,7 +4,7 @@
  * deflate both ways, bodies capped, request signing with one-time
  * challenges (docs/API.md, "Request authentication"), and retries with
  * backoff on transient failures. It knows nothing of what the bodies mean:
- * enroll.c and sync.c do. */
+ * enroll.c and sync*.c do. */
 #ifndef BS_TRANSPORT_H
 #define BS_TRANSPORT_H
 

@@ -114,7 +114,7 @@ static int migrate_3(sqlite3 *db, struct err *e)
  * carry its authors' enrollments to a device that never synced;
  * bs_authors stays what the log said, by log position. bs_relay holds
  * other devices' change sets a district device took from a bundle, to be
- * pushed with their original signatures at its next sync (client/sync.c):
+ * pushed with their original signatures at its next sync (client/sync_push.c):
  * acked as in bs_outbox, and the server's reason in verdict. */
 static int migrate_4(sqlite3 *db, struct err *e)
 {
