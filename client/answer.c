@@ -151,3 +151,14 @@ int answer_http_error(const struct transport_reply *reply, const char *what,
 			msg);
 	return -1;
 }
+
+int answer_get(struct transport *t, const char *target, unsigned flags,
+	       const char *what, struct transport_reply *rep, struct err *e)
+{
+	if (transport_request(t, "GET", target, NULL, 0,
+			      flags | TRANSPORT_IDEMPOTENT, rep, e))
+		return -1;
+	if (rep->status != 200)
+		return answer_http_error(rep, what, e);
+	return 0;
+}

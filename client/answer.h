@@ -1,8 +1,9 @@
 /* answer.h - reading what the district server answers, for every command
  * that talks to it (enroll, sync): frame streams taken one frame at a time,
  * signed checkpoints opened and checked, ENTRY frames split, and error
- * answers turned into one sentence and an exit class. Not for judging what
- * the frames mean (sync*.c, enroll.c) nor for HTTP (transport.h). */
+ * answers turned into one sentence and an exit class (answer_get: a GET
+ * that must answer 200). Not for judging what the frames mean (sync*.c,
+ * enroll.c) nor for HTTP itself (transport.h). */
 #ifndef BS_ANSWER_H
 #define BS_ANSWER_H
 
@@ -62,5 +63,10 @@ int answer_entry_split(const uint8_t *p, size_t len,
  * server's sentence. Returns -1. */
 int answer_http_error(const struct transport_reply *reply, const char *what,
 		      struct err *e);
+/* GET target (idempotent, with transport_request's flags) and expect 200:
+ * 0 with *rep filled (the caller releases it), or -1 with e set, a status
+ * other than 200 reported as answer_http_error does for `what`. */
+int answer_get(struct transport *t, const char *target, unsigned flags,
+	       const char *what, struct transport_reply *rep, struct err *e);
 
 #endif

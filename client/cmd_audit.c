@@ -324,18 +324,6 @@ cleanup:
 	return rc;
 }
 
-static int cmd_audit_get(struct transport *t, const char *target,
-			 unsigned flags, const char *what,
-			 struct transport_reply *rep, struct err *e)
-{
-	if (transport_request(t, "GET", target, NULL, 0,
-			      flags | TRANSPORT_IDEMPOTENT, rep, e))
-		return -1;
-	if (rep->status != 200)
-		return answer_http_error(rep, what, e);
-	return 0;
-}
-
 /* GET /v1/digest: the signed digest and the checkpoint of the same
  * moment. The checkpoint must verify: it says how much log to fetch. */
 static int cmd_audit_digest(struct cmd_audit *c, struct transport *t,
@@ -348,7 +336,7 @@ static int cmd_audit_digest(struct cmd_audit *c, struct transport *t,
 
 	transport_reply_init(&rep);
 	answer_frames_init(&fr, &rep.body, AUDIT_SMALL_FRAME_MAX);
-	if (cmd_audit_get(t, "/v1/digest", TRANSPORT_SIGNED, "digest", &rep, e))
+	if (answer_get(t, "/v1/digest", TRANSPORT_SIGNED, "digest", &rep, e))
 		goto cleanup;
 	answer_frames_init(&fr, &rep.body, AUDIT_SMALL_FRAME_MAX);
 	if (answer_frames_expect(&fr, FRAME_DIGEST, "state digest", &f, e))
@@ -417,7 +405,7 @@ static int cmd_audit_extends(struct cmd_audit *c, struct replica *r,
 	snprintf(target, sizeof target,
 		 "/v1/consistency?old=%" PRIu64 "&new=%" PRIu64, c->old.size,
 		 cp->size);
-	if (cmd_audit_get(t, target, 0, "consistency proof", &rep, e))
+	if (answer_get(t, target, 0, "consistency proof", &rep, e))
 		goto cleanup;
 	answer_frames_init(&fr, &rep.body, AUDIT_SMALL_FRAME_MAX);
 	if (answer_frames_expect(&fr, FRAME_PROOF, "consistency proof", &f,
@@ -461,7 +449,7 @@ static int cmd_audit_page(struct cmd_audit *c, struct transport *t,
 	answer_frames_init(&fr, &rep.body, AUDIT_ENTRY_FRAME_MAX);
 	snprintf(target, sizeof target, "/v1/log?after=%" PRIu64 "&limit=%d",
 		 *after, AUDIT_PAGE_LIMIT);
-	if (cmd_audit_get(t, target, TRANSPORT_SIGNED, "log", &rep, e))
+	if (answer_get(t, target, TRANSPORT_SIGNED, "log", &rep, e))
 		goto cleanup;
 	answer_frames_init(&fr, &rep.body, AUDIT_ENTRY_FRAME_MAX);
 	if (answer_frames_expect(&fr, FRAME_CHECKPOINT, "checkpoint", &f, e) ||
@@ -511,7 +499,7 @@ static void cmd_audit_rows(struct cmd_audit *c, struct transport *t)
 	err_init(&why);
 	transport_reply_init(&rep);
 	answer_frames_init(&fr, &rep.body, AUDIT_ROWHASH_FRAME_MAX);
-	if (cmd_audit_get(t, "/v1/rows", TRANSPORT_SIGNED, "row hashes", &rep,
+	if (answer_get(t, "/v1/rows", TRANSPORT_SIGNED, "row hashes", &rep,
 			  &why))
 		goto cleanup;
 	answer_frames_init(&fr, &rep.body, AUDIT_ROWHASH_FRAME_MAX);

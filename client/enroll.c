@@ -117,13 +117,8 @@ static int enroll_check_server_key(struct transport *t,
 
 	transport_reply_init(&rep);
 	answer_frames_init(&fr, &rep.body, CHECKPOINT_SIGNED_MAX);
-	if (transport_request(t, "GET", "/v1/checkpoint", NULL, 0,
-			      TRANSPORT_IDEMPOTENT, &rep, e))
+	if (answer_get(t, "/v1/checkpoint", 0, "checkpoint request", &rep, e))
 		goto cleanup;
-	if (rep.status != 200) {
-		answer_http_error(&rep, "checkpoint request", e);
-		goto cleanup;
-	}
 	answer_frames_init(&fr, &rep.body, CHECKPOINT_SIGNED_MAX);
 	if (answer_frames_expect(&fr, FRAME_CHECKPOINT, "checkpoint", &f, e))
 		goto cleanup;

@@ -54,13 +54,8 @@ static int synccp_fetch_consistency(struct sync *s, uint64_t size,
 	answer_frames_init(&fr, &rep.body, SYNC_SMALL_FRAME_MAX);
 	snprintf(target, sizeof target, "/v1/consistency?old=%" PRIu64
 		 "&new=%" PRIu64, s->cp.size, size);
-	if (transport_request(s->t, "GET", target, NULL, 0,
-			      TRANSPORT_IDEMPOTENT, &rep, e))
+	if (answer_get(s->t, target, 0, "consistency proof", &rep, e))
 		goto cleanup;
-	if (rep.status != 200) {
-		answer_http_error(&rep, "consistency proof", e);
-		goto cleanup;
-	}
 	answer_frames_init(&fr, &rep.body, SYNC_SMALL_FRAME_MAX);
 	if (answer_frames_expect(&fr, FRAME_PROOF, "consistency proof", &f, e))
 		goto cleanup;

@@ -243,13 +243,8 @@ static int syncpull_behind(struct sync *s, struct err *e)
 
 	transport_reply_init(&rep);
 	answer_frames_init(&fr, &rep.body, SYNC_SMALL_FRAME_MAX);
-	if (transport_request(s->t, "GET", "/v1/checkpoint", NULL, 0,
-			      TRANSPORT_IDEMPOTENT, &rep, e))
+	if (answer_get(s->t, "/v1/checkpoint", 0, "checkpoint", &rep, e))
 		goto cleanup;
-	if (rep.status != 200) {
-		answer_http_error(&rep, "checkpoint", e);
-		goto cleanup;
-	}
 	answer_frames_init(&fr, &rep.body, SYNC_SMALL_FRAME_MAX);
 	if (answer_frames_expect(&fr, FRAME_CHECKPOINT, "checkpoint", &f, e) ||
 	    answer_checkpoint_open(f.payload, f.len, s->server_pk, s->origin,
