@@ -985,7 +985,7 @@ static void get_rows(struct api *a, const struct http_request *req,
 	if (api_role_allowed(who, resp, 0, 1, 1))
 		goto cleanup;
 	frame_stream_begin(&b);
-	if (digest_put_rows(a->s->r->db, &b, &e)) {
+	if (digest_put_rows(a->s->r->db, &b, NULL, NULL, &e)) {
 		answer_fail(resp, 500, "%s", e.msg);
 		goto cleanup;
 	}

@@ -9,7 +9,6 @@
 #include "digest.h"
 #include "frame.h"
 #include "fsutil.h"
-#include "schema.h"
 #include "srvlog.h"
 #include "statedigest.h"
 #include "wire.h"
@@ -21,10 +20,7 @@
 /* The export file being written, and the frames not yet in it. */
 struct export_out {
 	struct fsutil_atomic file;
-	struct buf b;    /* holds EXPORT_CHUNK plus the largest frame */
-	struct buf row;  /* one row hash frame's payload */
-	const char *table;
-	struct err *e;   /* where a row hash that failed says why */
+	struct buf b;  /* holds EXPORT_CHUNK plus the largest frame */
 };
 
 static int out_flush(struct export_out *o, size_t above, struct err *e)
@@ -91,35 +87,10 @@ cleanup:
 	return rc;
 }
 
-/* digest_row_hashes' callback: one unsigned ROWHASH frame per row; stops
- * the walk with o->e set when the frame cannot be written. */
-static int put_row_hash(void *ctx, const char *id, const char *branch_id,
-			const uint8_t hash[HASH_BYTES])
+/* digest_put_rows' flush: the row hashes go out a chunk at a time too. */
+static int out_flush_chunk(void *ctx, struct err *e)
 {
-	struct export_out *o = ctx;
-
-	buf_reset(&o->row);
-	digest_rowhash_encode(&o->row, o->table, id, branch_id, hash);
-	if (o->row.status) {
-		err_set(o->e, ERR_INVALID, "a row of table %s has an id too "
-			"long to export", o->table);
-		return 1;
-	}
-	return out_frame(o, FRAME_ROWHASH, o->row.data, o->row.len, o->e) != 0;
-}
-
-static int put_rows(struct store *s, struct export_out *o, struct err *e)
-{
-	size_t i;
-
-	o->e = e;
-	for (i = 0; i < schema_table_count(); i++) {
-		o->table = schema_table_at(i)->name;
-		if (digest_row_hashes(s->r->db, o->table, put_row_hash, o, e) ||
-		    e->kind != ERR_OK)
-			return -1;
-	}
-	return 0;
+	return out_flush(ctx, EXPORT_CHUNK, e);
 }
 
 /* The export's first frames: the server's key and origin. */
@@ -161,7 +132,6 @@ int exportlog_write(struct store *s, const char *path, struct err *e)
 	int rc = -1, open = 0;
 
 	buf_init(&o.b, EXPORT_CHUNK + LOGENTRY_MAX + 64);
-	buf_init(&o.row, 1 << 20);
 	buf_init(&sb, STATEDIGEST_SIGNED_MAX);
 	/* one read transaction: entries, checkpoint, digest and row
 	 * hashes agree */
@@ -188,7 +158,7 @@ int exportlog_write(struct store *s, const char *path, struct err *e)
 	    put_checkpoint(&o, &cp, e) ||
 	    out_frame(&o, FRAME_DIGEST, sb.data, sb.len, e) ||
 	    /* unsigned: they only say where a failed digest differs */
-	    put_rows(s, &o, e))
+	    digest_put_rows(s->r->db, &o.b, out_flush_chunk, &o, e))
 		goto cleanup;
 	frame_stream_end(&o.b);
 	if (out_flush(&o, 0, e))
@@ -207,7 +177,6 @@ cleanup:
 		sqlite3_exec(s->r->db, "COMMIT", NULL, NULL, NULL);
 	srvlog_free(log);
 	buf_release(&o.b);
-	buf_release(&o.row);
 	buf_release(&sb);
 	return rc;
 }

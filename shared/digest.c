@@ -188,6 +188,10 @@ struct digest_rows_ctx {
 	struct buf *out;
 	struct buf frame;
 	const char *table;
+	int (*flush)(void *ctx, struct err *e);
+	void *flush_ctx;
+	struct err *e;
+	int flush_failed;
 };
 
 static int digest_rows_put_one(void *ctx, const char *id,
@@ -201,10 +205,18 @@ static int digest_rows_put_one(void *ctx, const char *id,
 	if (c->frame.status)
 		return 1;
 	frame_put(c->out, FRAME_ROWHASH, c->frame.data, c->frame.len);
-	return c->out->status != BS_OK;
+	if (c->out->status != BS_OK)
+		return 1;
+	if (c->flush && c->flush(c->flush_ctx, c->e)) {
+		c->flush_failed = 1;
+		return 1;
+	}
+	return 0;
 }
 
-int digest_put_rows(sqlite3 *db, struct buf *b, struct err *e)
+int digest_put_rows(sqlite3 *db, struct buf *b,
+		    int (*flush)(void *ctx, struct err *e), void *ctx,
+		    struct err *e)
 {
 	struct digest_rows_ctx c;
 	size_t i;
@@ -212,12 +224,17 @@ int digest_put_rows(sqlite3 *db, struct buf *b, struct err *e)
 
 	c.out = b;
 	c.table = NULL;
+	c.flush = flush;
+	c.flush_ctx = ctx;
+	c.e = e;
+	c.flush_failed = 0;
 	/* ids longer than a reader takes (only a hand-edited database
 	 * has them) are still sent: the reader reports the frame */
 	buf_init(&c.frame, 1 << 20);
 	for (i = 0; i < schema_table_count(); i++) {
 		c.table = schema_table_at(i)->name;
-		if (digest_row_hashes(db, c.table, digest_rows_put_one, &c, e))
+		if (digest_row_hashes(db, c.table, digest_rows_put_one, &c, e) ||
+		    c.flush_failed)
 			goto cleanup;
 		if (c.frame.status || b->status) {
 			err_set(e, ERR_INVALID, "the row hashes of table %s "

@@ -37,9 +37,14 @@ int digest_row_hashes(sqlite3 *db, const char *table,
 
 /* Appends one ROWHASH frame per row of every record table, tables in
  * canonical order and rows in digest order, to b (which the caller owns;
- * b->status is checked). Allocates nothing that outlives the call. Fails
- * (-1, ERR_INVALID) when the database cannot be read or b is full. */
-int digest_put_rows(sqlite3 *db, struct buf *b, struct err *e);
+ * b->status is checked). With a flush (else NULL), it is called after each
+ * frame and may write b out and empty it (a file larger than memory); a
+ * non-zero return stops the walk with flush's error in e. Allocates
+ * nothing that outlives the call. Fails (-1, ERR_INVALID) when the
+ * database cannot be read or b is full. */
+int digest_put_rows(sqlite3 *db, struct buf *b,
+		    int (*flush)(void *ctx, struct err *e), void *ctx,
+		    struct err *e);
 
 /* Appends one ROWHASH payload (not framed) to b; errors stick in
  * b->status. */
